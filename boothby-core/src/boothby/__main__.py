@@ -1,0 +1,5 @@
+"""Allow ``python -m boothby``."""
+
+from .cli import main
+
+main()

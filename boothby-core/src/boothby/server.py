@@ -1,0 +1,65 @@
+"""Serve the grappler with gunicorn and uvicorn worker processes."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from gunicorn.app.base import BaseApplication
+from uvicorn_worker import UvicornWorker
+
+from .config import Config
+
+logger = logging.getLogger(__name__)
+
+
+class GrapplerWorker(UvicornWorker):
+    """A uvicorn worker tuned for the grappler: uvloop, httptools, no access log, no Server header."""
+
+    CONFIG_KWARGS: dict[str, Any] = {
+        "loop": "auto",
+        "http": "auto",
+        "lifespan": "on",
+        "access_log": False,
+        "server_header": False,
+        "date_header": True,
+    }
+
+
+class GrapplerApplication(BaseApplication):
+    """gunicorn application running ``config.grappler.workers`` asyncio worker processes.
+
+    Each worker process builds its own app after the fork, and with it its own transport
+    connection and reply channel.
+    """
+
+    def __init__(self, config: Config) -> None:
+        self.boothby_config = config
+        super().__init__()
+
+    def load_config(self) -> None:
+        grappler = self.boothby_config.grappler
+        settings = {
+            "bind": [grappler.bind],
+            "workers": grappler.workers,
+            "worker_class": "boothby.server.GrapplerWorker",
+            "graceful_timeout": int(grappler.graceful_timeout + 0.999),
+            "timeout": max(30, int(self.boothby_config.max_timeout) + 10),
+            "keepalive": 75,
+            "backlog": 2048,
+            "accesslog": None,
+            "errorlog": "-",
+            "proc_name": "boothby-grappler",
+        }
+        for key, value in settings.items():
+            self.cfg.set(key, value)
+
+    def load(self) -> Any:
+        from .grappler import create_app
+
+        return create_app(self.boothby_config)
+
+
+def run(config: Config) -> None:
+    """Run the grappler until SIGTERM or SIGINT."""
+    GrapplerApplication(config).run()

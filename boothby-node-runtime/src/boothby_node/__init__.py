@@ -1,0 +1,3 @@
+"""The Node.js runtime plugin for Boothby."""
+
+__version__ = "0.1.0"
