@@ -18,7 +18,7 @@ def build_wheels(distributions: list[str], out_dir: Path) -> list[Path]:
             [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(out_dir), str(ROOT / distribution)],
             check=True, capture_output=True, text=True,
         )
-        prefix = distribution.replace("-", "_") + "-"
+        prefix = Path(distribution).name.replace("-", "_") + "-"
         found = [path for path in out_dir.glob("*.whl") if path.name.startswith(prefix)]
         assert found, f"no wheel built for {distribution} in {out_dir}"
         wheels.append(found[0])

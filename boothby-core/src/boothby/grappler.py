@@ -22,6 +22,57 @@ from .plugins import Registry, load_registry
 logger = logging.getLogger(__name__)
 
 HEALTH_PATH = "/_boothby/health"
+RESPONSE_HEADERS = "boothby.response_headers"
+"""ASGI scope key holding the function's response headers, added verbatim by ``RawHeaders``."""
+
+_HOP_BY_HOP = frozenset({
+    "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te", "trailer",
+    "content-length", "x-request-id", "date",
+})
+_FORBIDDEN_IN_HEADERS = str.maketrans("", "", "\r\n\0")
+
+
+def response_headers(headers: list[dict[str, str]], request_id: str) -> list[tuple[bytes, bytes]]:
+    """Turn a function's header pairs into raw ASGI headers, keeping order and repeated names.
+
+    Headers that the HTTP server owns (Content-Length, Transfer-Encoding, Connection and the
+    like) are dropped, CR, LF and NUL are removed so a function cannot inject header lines,
+    and characters outside ISO-8859-1 become "?".
+    """
+    raw = []
+    for header in headers:
+        name = header["name"].strip().lower()
+        if not name or name in _HOP_BY_HOP or not name.isascii() or " " in name or ":" in name:
+            logger.debug("grappler: request %s: response header %r dropped", request_id, header["name"])
+            continue
+        value = header["value"].translate(_FORBIDDEN_IN_HEADERS)
+        raw.append((name.translate(_FORBIDDEN_IN_HEADERS).encode("ascii"), value.encode("latin-1", "replace")))
+    return raw
+
+
+class RawHeaders:
+    """ASGI wrapper that appends the function's response headers exactly as the function set them.
+
+    falcon merges repeated header names into one comma-separated line (except Set-Cookie);
+    functions expect each value on its own line, so the headers bypass falcon's header table.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                extra = scope.get(RESPONSE_HEADERS)
+                if extra:
+                    message["headers"] = [*message["headers"], *extra]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
 
 
 class PayloadTooLarge(Exception):
@@ -126,8 +177,7 @@ class Grappler:
 
         result = await self._invoke(req, function, sub_path, body, request_id)
         resp.status = result["status"]
-        for header in result["headers"]:
-            resp.append_header(header["name"], header["value"])
+        req.scope[RESPONSE_HEADERS] = response_headers(result["headers"], request_id)
         if result["body"] is not None:
             resp.data = result["body"]
 
@@ -222,12 +272,12 @@ def _error(status: int, kind: str, error: str, message: str, request_id: str) ->
     }
 
 
-def create_app(config: Config, registry: Registry | None = None) -> falcon.asgi.App:
-    """Build the grappler's ASGI app for one worker process."""
+def create_app(config: Config, registry: Registry | None = None) -> RawHeaders:
+    """Build the grappler's ASGI app for one worker process: the falcon app inside ``RawHeaders``."""
     registry = registry or load_registry()
     grappler = Grappler(config, registry)
     app = falcon.asgi.App(middleware=[grappler], cors_enable=False)
     app.req_options.strip_url_path_trailing_slash = False
-    app.resp_options.default_media_type = ""
+    app.resp_options.default_media_type = None  # type: ignore[assignment]  # a function without Content-Type gets none
     app.add_sink(grappler, prefix="/")
-    return app
+    return RawHeaders(app)

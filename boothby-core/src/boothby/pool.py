@@ -96,6 +96,7 @@ class FunctionPool:
         self.stopping = False
         self.code_dir: Path | None = None
         self.root: Path | None = None
+        self.sockets: Path | None = None
         self._number = 0
         self._changed = asyncio.Condition()
         self._restart_failures = 0
@@ -133,6 +134,8 @@ class FunctionPool:
         """Prepare the code and start every worker; raise ``WorkerStartError`` if none can start."""
         self.runtime.check()
         self.root = make_private_dir(f"boothby-{self.function.name}-", self.work_dir)
+        # Unix socket paths are limited to about 100 bytes, so sockets live in a short temp path.
+        self.sockets = make_private_dir("boothby-sockets-")
         self.code_dir = prepare_code(self.function.source, self.root)
         results = await asyncio.gather(
             *(self._spawn() for _ in range(self.function.workers)), return_exceptions=True
@@ -171,8 +174,8 @@ class FunctionPool:
         assert self.code_dir is not None
         self._number += 1
         number = self._number
-        assert self.root is not None
-        socket_dir = make_private_dir(f"w{number}-", self.root / "sockets")
+        assert self.sockets is not None
+        socket_dir = make_private_dir(f"w{number}-", self.sockets)
         socket_path = socket_dir / "rpc.sock"
         spec = self.runtime.worker_spec(self.function, self.code_dir)
         read_fd, write_fd = os.pipe()
@@ -344,8 +347,9 @@ class FunctionPool:
                 task.cancel()
             if worker.connection is not None:
                 worker.connection.close()
-        if self.root is not None:
-            shutil.rmtree(self.root, ignore_errors=True)
+        for directory in (self.root, self.sockets):
+            if directory is not None:
+                shutil.rmtree(directory, ignore_errors=True)
         logger.info("function %s: %d workers stopped", self.function.name, len(workers))
 
     # Calls.
@@ -406,7 +410,10 @@ class FunctionPool:
                 "error": "worker error", "message": str(error), "requestId": request_id,
             })
         except WorkerError as error:
-            await asyncio.sleep(0)  # let the watcher record the exit status first
+            try:  # the socket closes before the exit status is known: wait briefly for it
+                await asyncio.wait_for(asyncio.shield(worker.process.wait()), 1.0)
+            except asyncio.TimeoutError:
+                pass
             reason = worker.kill_reason or describe_exit(worker.process.returncode)
             logger.error("function %s: request %s failed: worker pid %d %s (%s)", name, request_id, worker.pid, reason, error)
             return json_response(502, "worker_crashed", {

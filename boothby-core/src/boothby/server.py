@@ -50,9 +50,13 @@ class GrapplerApplication(BaseApplication):
             "accesslog": None,
             "errorlog": "-",
             "proc_name": "boothby-grappler",
+            # gunicorn 24+ opens a control socket at one fixed path per user; several grapplers
+            # on one machine would fight over it, and Boothby does not use it.
+            "control_socket_disable": True,
         }
         for key, value in settings.items():
-            self.cfg.set(key, value)
+            if key in self.cfg.settings:
+                self.cfg.set(key, value)
 
     def load(self) -> Any:
         from .grappler import create_app

@@ -1,0 +1,1 @@
+"""A third-party Boothby plugin for the test suite."""
