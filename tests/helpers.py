@@ -54,7 +54,7 @@ def write_config(directory: Path, functions: dict[str, dict[str, Any]], transpor
         f'bind = "127.0.0.1:{port}"',
         "",
     ]
-    all_sections = {"deflector": {"work_dir": str(directory / "work")}}
+    all_sections: dict[str, dict[str, Any]] = {}
     all_sections.setdefault("transport.embedded", {"socket": str(directory / "embedded.sock")})
     for name, values in (sections or {}).items():
         all_sections.setdefault(name, {}).update(values)

@@ -34,6 +34,8 @@ class FunctionConfig:
     concurrency: int = 1
     memory_mb: int = 128
     environment: Mapping[str, str] = field(default_factory=dict)
+    allow_child_processes: bool = False
+    allow_worker_threads: bool = False
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,9 @@ class DeflectorConfig:
     shutdown_grace: float = 30.0
     log_buffer: int = 10000
     work_dir: Path | None = None
+    worker_id_base: int = 100000
+    max_open_files: int = 1024
+    max_processes: int = 64
 
 
 @dataclass(frozen=True)
@@ -160,6 +165,13 @@ class _Checker:
         self.problems.append(f"{prefix}.{key} = {value!r} is invalid: expected a whole number >= {minimum}")
         return default
 
+    def boolean(self, data: Mapping[str, Any], key: str, prefix: str, default: bool) -> bool:
+        value = data.get(key, default)
+        if isinstance(value, bool):
+            return value
+        self.problems.append(f"{prefix}.{key} = {value!r} is invalid: expected true or false")
+        return default
+
     def duration(self, data: Mapping[str, Any], key: str, prefix: str, default: float) -> float:
         if key not in data:
             return default
@@ -212,7 +224,8 @@ def _build_grappler(checker: _Checker, data: Mapping[str, Any]) -> GrapplerConfi
 
 
 def _build_deflector(checker: _Checker, data: Mapping[str, Any], base: Path) -> DeflectorConfig:
-    allowed = {"start_timeout", "shutdown_grace", "log_buffer", "work_dir"}
+    allowed = {"start_timeout", "shutdown_grace", "log_buffer", "work_dir", "worker_id_base", "max_open_files",
+               "max_processes"}
     checker.unknown(data, "deflector", allowed)
     work_dir = data.get("work_dir")
     return DeflectorConfig(
@@ -220,6 +233,9 @@ def _build_deflector(checker: _Checker, data: Mapping[str, Any], base: Path) -> 
         shutdown_grace=checker.duration(data, "shutdown_grace", "deflector", 30.0),
         log_buffer=checker.integer(data, "log_buffer", "deflector", 10000),
         work_dir=(base / str(work_dir)) if work_dir else None,
+        worker_id_base=checker.integer(data, "worker_id_base", "deflector", 100000, minimum=1000),
+        max_open_files=checker.integer(data, "max_open_files", "deflector", 1024, minimum=16),
+        max_processes=checker.integer(data, "max_processes", "deflector", 64, minimum=16),
     )
 
 
@@ -234,7 +250,8 @@ def _build_function(checker: _Checker, name: str, data: Any, base: Path) -> Func
         checker.problems.append(f"{prefix} must be a table ([{prefix}]), got {data!r}")
         return None
 
-    allowed = {"source", "handler", "runtime", "timeout", "workers", "concurrency", "memory", "environment"}
+    allowed = {"source", "handler", "runtime", "timeout", "workers", "concurrency", "memory", "environment",
+               "allow_child_processes", "allow_worker_threads"}
     checker.unknown(data, prefix, allowed)
     if "source" not in data:
         checker.problems.append(f"{prefix}.source is missing: set it to a directory, a .tar.gz or a .zip of the code")
@@ -273,6 +290,8 @@ def _build_function(checker: _Checker, name: str, data: Any, base: Path) -> Func
         concurrency=checker.integer(data, "concurrency", prefix, 1),
         memory_mb=checker.size(data, "memory", prefix, 128 * 1024 * 1024) // (1024 * 1024) or 1,
         environment=dict(environment),
+        allow_child_processes=checker.boolean(data, "allow_child_processes", prefix, False),
+        allow_worker_threads=checker.boolean(data, "allow_worker_threads", prefix, False),
     )
 
 

@@ -15,6 +15,7 @@ from typing import Any
 from .codec import HEADER_SIZE, invocation_schema, result_schema
 from .config import Config
 from .errors import BoothbyError, CodecError
+from .isolation import Isolation
 from .logsink import FunctionLog, LogShipper
 from .plugins import Registry
 from .pool import FunctionPool
@@ -75,10 +76,13 @@ class Deflector:
         for runtime in self.runtimes.values():
             runtime.check()
         self.registry.plugin_manager.hook.boothby_startup(role="deflector", config=self.config)
-        work_dir = self.config.deflector.work_dir or Path(tempfile.gettempdir())
+        settings = self.config.deflector
+        work_dir = settings.work_dir or Path(tempfile.gettempdir())
+        isolation = Isolation(settings.worker_id_base, settings.max_open_files, settings.max_processes)
+        isolation.warn_if_disabled()
         self.pools = {
-            name: FunctionPool(function, self.runtimes[name], work_dir, self.config.deflector.start_timeout)
-            for name, function in self.config.functions.items()
+            name: FunctionPool(function, self.runtimes[name], work_dir, settings.start_timeout, isolation, index)
+            for index, (name, function) in enumerate(self.config.functions.items())
         }
         await asyncio.gather(*(pool.start() for pool in self.pools.values()))
         await self.shipper.start()

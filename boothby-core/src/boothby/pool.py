@@ -15,7 +15,8 @@ from typing import Any
 
 from .codec import schema_dir
 from .config import FunctionConfig
-from .errors import WorkerError, WorkerStartError
+from .errors import ConfigError, WorkerError, WorkerStartError
+from .isolation import Isolation
 from .rpc import RemoteError, WorkerConnection
 from .runtime import Runtime
 from .source import make_private_dir, prepare_code
@@ -26,6 +27,7 @@ worker_output = logging.getLogger("boothby.worker")
 _STOP_GRACE = 2.0
 _RESTART_BACKOFF = (0.5, 1.0, 2.0, 4.0, 8.0)
 _PASSED_ENVIRONMENT = ("PATH", "LANG", "LC_ALL", "TZ", "SYSTEMROOT")
+_MAX_SOCKET_PATH = 104  # sun_path is 108 bytes on Linux, 104 on the BSDs, including the final NUL
 
 
 def json_response(status: int, error: str, document: dict[str, Any]) -> dict[str, Any]:
@@ -57,8 +59,9 @@ def describe_exit(returncode: int | None) -> str:
 class Worker:
     """One worker process and its RPC connection."""
 
-    def __init__(self, number: int, process: asyncio.subprocess.Process, socket_dir: Path) -> None:
+    def __init__(self, number: int, slot: int, process: asyncio.subprocess.Process, socket_dir: Path) -> None:
         self.number = number
+        self.slot = slot
         self.process = process
         self.pid = process.pid
         self.socket_dir = socket_dir
@@ -84,8 +87,11 @@ class FunctionPool:
     """
 
     def __init__(self, function: FunctionConfig, runtime: Runtime, work_dir: Path,
-                 start_timeout: float = 30.0) -> None:
+                 start_timeout: float = 30.0, isolation: Isolation | None = None, function_index: int = 0) -> None:
         self.function = function
+        self.isolation = isolation or Isolation(enabled=False)
+        self.function_index = function_index
+        self.gid = self.isolation.function_gid(function_index)
         self.runtime = runtime
         self.work_dir = work_dir
         self.start_timeout = start_timeout
@@ -101,6 +107,9 @@ class FunctionPool:
         self._changed = asyncio.Condition()
         self._restart_failures = 0
         self._spawning = 0
+        self._reserved_slots: set[int] = set()
+        self.schemas: Path | None = None
+        self.tmp_dir: Path | None = None
 
     # Slot accounting.
 
@@ -133,10 +142,32 @@ class FunctionPool:
     async def start(self) -> None:
         """Prepare the code and start every worker; raise ``WorkerStartError`` if none can start."""
         self.runtime.check()
+        self.isolation.check_reachable(self.work_dir)
         self.root = make_private_dir(f"boothby-{self.function.name}-", self.work_dir)
-        # Unix socket paths are limited to about 100 bytes, so sockets live in a short temp path.
-        self.sockets = make_private_dir("boothby-sockets-")
+        self.sockets = self.root / "sockets"
+        self.sockets.mkdir()
+        longest = len(str(self.sockets / "w99999-xxxxxxxx" / "rpc.sock").encode())
+        if longest > _MAX_SOCKET_PATH:
+            raise ConfigError([
+                f"[deflector] work_dir {self.work_dir} is too long: worker socket paths would reach {longest} bytes, "
+                f"over the unix socket limit of {_MAX_SOCKET_PATH}; choose a shorter work_dir"
+            ])
         self.code_dir = prepare_code(self.function.source, self.root)
+        self.schemas = self.root / "schemas"
+        shutil.copytree(schema_dir(), self.schemas)
+        self.tmp_dir = self.root / "tmp"
+        self.tmp_dir.mkdir()
+        runtime_dir = self.root / "runtime"
+        runtime_dir.mkdir()
+        self.runtime.prepare(self.function, runtime_dir)
+        if self.gid is not None:
+            self.isolation.share_with_function(runtime_dir, self.gid)
+            for directory in (self.root, self.sockets):
+                os.chmod(directory, 0o711)
+            self.isolation.share_with_function(self.code_dir, self.gid)
+            self.isolation.share_with_function(self.schemas, self.gid)
+            os.chown(self.tmp_dir, 0, self.gid)
+            os.chmod(self.tmp_dir, 0o1770)
         results = await asyncio.gather(
             *(self._spawn() for _ in range(self.function.workers)), return_exceptions=True
         )
@@ -156,8 +187,10 @@ class FunctionPool:
         env = {name: os.environ[name] for name in _PASSED_ENVIRONMENT if name in os.environ}
         env.update(self.function.environment)
         env.update({
+            "TMPDIR": str(self.tmp_dir),
+            "HOME": str(self.tmp_dir),
             "BOOTHBY_SOCKET": str(socket_path),
-            "BOOTHBY_SCHEMAS": str(schema_dir()),
+            "BOOTHBY_SCHEMAS": str(self.schemas),
             "BOOTHBY_FUNCTION_DIR": str(self.code_dir),
             "BOOTHBY_HANDLER": self.function.handler,
             "BOOTHBY_FUNCTION_NAME": self.function.name,
@@ -174,24 +207,29 @@ class FunctionPool:
         assert self.code_dir is not None
         self._number += 1
         number = self._number
+        used = {worker.slot for worker in self.workers} | self._reserved_slots
+        slot = min(set(range(len(used) + 1)) - used)
+        identity = self.isolation.worker_identity(self.function_index, slot)
         assert self.sockets is not None
         socket_dir = make_private_dir(f"w{number}-", self.sockets)
+        self.isolation.give_to_worker(socket_dir, identity)
         socket_path = socket_dir / "rpc.sock"
         spec = self.runtime.worker_spec(self.function, self.code_dir)
         read_fd, write_fd = os.pipe()
         env = self._environment(socket_path, write_fd)
         env.update(spec.env)
         self._spawning += 1
+        self._reserved_slots.add(slot)
         try:
             try:
                 process = await asyncio.create_subprocess_exec(
-                    *spec.argv, env=env, cwd=str(self.code_dir), stdin=asyncio.subprocess.DEVNULL,
-                    stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+                    *self.isolation.command_prefix(identity), *spec.argv, env=env, cwd=str(self.code_dir),
+                    stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
                     pass_fds=(write_fd,), start_new_session=True,
                 )
             finally:
                 os.close(write_fd)
-            worker = Worker(number, process, socket_dir)
+            worker = Worker(number, slot, process, socket_dir)
             worker.tasks = [
                 asyncio.create_task(self._read_output(worker, process.stdout, logging.INFO)),
                 asyncio.create_task(self._read_output(worker, process.stderr, logging.INFO, keep_tail=True)),
@@ -205,11 +243,13 @@ class FunctionPool:
                 raise
         finally:
             self._spawning -= 1
+            self._reserved_slots.discard(slot)
         worker.tasks.append(asyncio.create_task(self._watch(worker)))
         self.workers.append(worker)
         self.failure = None
         self._notify()
-        logger.info("function %s: worker %d started (pid %d)", self.function.name, number, worker.pid)
+        logger.info("function %s: worker %d started (pid %d, uid %s)", self.function.name, number, worker.pid,
+                    identity.uid if identity.uid is not None else os.geteuid())
         return worker
 
     async def _wait_ready(self, worker: Worker, read_fd: int) -> None:
@@ -347,9 +387,8 @@ class FunctionPool:
                 task.cancel()
             if worker.connection is not None:
                 worker.connection.close()
-        for directory in (self.root, self.sockets):
-            if directory is not None:
-                shutil.rmtree(directory, ignore_errors=True)
+        if self.root is not None:
+            shutil.rmtree(self.root, ignore_errors=True)
         logger.info("function %s: %d workers stopped", self.function.name, len(workers))
 
     # Calls.

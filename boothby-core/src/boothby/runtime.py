@@ -39,6 +39,14 @@ class Runtime:
     def check(self) -> None:
         """Raise ``RuntimeUnavailable`` with the fix when this machine cannot run the runtime's workers."""
 
+    def prepare(self, function: FunctionConfig, runtime_dir: Path) -> None:
+        """Copy into ``runtime_dir`` the files the function's workers must read, such as a bootstrap script.
+
+        Called once per function before its first worker starts. Afterwards the pool makes the
+        folder readable by the function's workers and by nobody else; files outside it, and outside
+        the code folder, may be unreadable to workers that run under their own ids.
+        """
+
     def worker_spec(self, function: FunctionConfig, code_dir: Path) -> WorkerSpec:
         """Return the command and the runtime's own environment for one worker of ``function``."""
         raise NotImplementedError

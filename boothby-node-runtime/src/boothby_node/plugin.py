@@ -62,8 +62,28 @@ class NodeRuntime(Runtime):
             )
         self.binary = path
 
+    def prepare(self, function: FunctionConfig, runtime_dir: Path) -> None:
+        # Workers may run under ids that cannot read this package's folder, so they get a copy.
+        shutil.copytree(JS_DIR, runtime_dir / "node", ignore=shutil.ignore_patterns("test", "test-support"))
+
     def worker_spec(self, function: FunctionConfig, code_dir: Path) -> WorkerSpec:
-        argv = [self.binary, f"--max-old-space-size={function.memory_mb}", *self.options, str(JS_DIR / "worker.js")]
+        function_root = code_dir.parent
+        argv = [
+            self.binary,
+            f"--max-old-space-size={function.memory_mb}",
+            # Node's permission model: reads only below the function's own folder (code, runtime
+            # copy, schemas), writes only to its temp folder, no child processes or worker
+            # threads unless the function's configuration allows them.
+            "--experimental-permission",
+            f"--allow-fs-read={function_root}",
+            f"--allow-fs-write={function_root / 'tmp'}",
+            "--disable-warning=ExperimentalWarning",
+        ]
+        if function.allow_child_processes:
+            argv.append("--allow-child-process")
+        if function.allow_worker_threads:
+            argv.append("--allow-worker")
+        argv += [*self.options, str(function_root / "runtime" / "node" / "worker.js")]
         return WorkerSpec(argv=argv, env={"NODE_ENV": "production"})
 
 
