@@ -27,6 +27,8 @@ worker_output = logging.getLogger("boothby.worker")
 _STOP_GRACE = 2.0
 _RESTART_BACKOFF = (0.5, 1.0, 2.0, 4.0, 8.0)
 _PASSED_ENVIRONMENT = ("PATH", "LANG", "LC_ALL", "TZ", "SYSTEMROOT")
+_PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+_MEMORY_CHECK_INTERVAL = 0.1
 _MAX_SOCKET_PATH = 104  # sun_path is 108 bytes on Linux, 104 on the BSDs, including the final NUL
 
 
@@ -54,6 +56,19 @@ def describe_exit(returncode: int | None) -> str:
         hint = " (killed: out of memory, or stopped by the deflector)" if -returncode == signal.SIGKILL else ""
         return f"killed by {name}{hint}"
     return f"exited with code {returncode}"
+
+
+def _resident_bytes(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/statm", "rb") as statm:
+            return int(statm.read().split()[1]) * _PAGE_SIZE
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def _ran_out_of_memory(worker: "Worker") -> bool:
+    """Tell whether the worker's last output is a heap-limit abort (V8 prints "heap out of memory")."""
+    return any("heap out of memory" in line or "Reached heap limit" in line for line in worker.stderr_tail)
 
 
 class Worker:
@@ -108,6 +123,7 @@ class FunctionPool:
         self._restart_failures = 0
         self._spawning = 0
         self._reserved_slots: set[int] = set()
+        self._memory_task: asyncio.Task[None] | None = None
         self.schemas: Path | None = None
         self.tmp_dir: Path | None = None
 
@@ -181,6 +197,7 @@ class FunctionPool:
         for error in errors:
             logger.error("function %s: a worker failed to start: %s", self.function.name, error)
             self._schedule_restart()
+        self._memory_task = asyncio.create_task(self._watch_memory(), name=f"memory-{self.function.name}")
         logger.info("function %s: %d workers ready, %d slots", self.function.name, len(self.workers), self.capacity)
 
     def _environment(self, socket_path: Path, ready_fd: int) -> dict[str, str]:
@@ -367,6 +384,18 @@ class FunctionPool:
             process.kill()
             await process.wait()
 
+    async def _watch_memory(self) -> None:
+        """Kill workers whose resident memory exceeds the function's ``memory`` limit."""
+        limit = self.function.memory_mb * 1024 * 1024
+        while not self.stopping:
+            await asyncio.sleep(_MEMORY_CHECK_INTERVAL)
+            for worker in list(self.workers):
+                rss = _resident_bytes(worker.pid)
+                if rss > limit and worker.alive:
+                    logger.error("function %s: worker pid %d uses %d MiB, over its memory limit of %d MiB; killing it",
+                                 self.function.name, worker.pid, rss // 2**20, self.function.memory_mb)
+                    self.kill(worker, f"memory limit of {self.function.memory_mb} MiB exceeded")
+
     def kill(self, worker: Worker, reason: str) -> None:
         """Kill ``worker`` at once; its watcher starts a replacement."""
         if worker.kill_reason is None:
@@ -379,6 +408,8 @@ class FunctionPool:
     async def stop(self) -> None:
         """Stop every worker: SIGTERM, then SIGKILL after a short grace."""
         self.stopping = True
+        if self._memory_task is not None:
+            self._memory_task.cancel()
         self._notify()
         workers = list(self.workers)
         await asyncio.gather(*(self._terminate(worker) for worker in workers), return_exceptions=True)
@@ -449,12 +480,19 @@ class FunctionPool:
                 "error": "worker error", "message": str(error), "requestId": request_id,
             })
         except WorkerError as error:
-            try:  # the socket closes before the exit status is known: wait briefly for it
-                await asyncio.wait_for(asyncio.shield(worker.process.wait()), 1.0)
-            except asyncio.TimeoutError:
-                pass
+            # The socket closes before the exit status and the last stderr lines are known.
+            await asyncio.wait([asyncio.ensure_future(worker.process.wait()), *worker.tasks[:2]], timeout=1.0)
             reason = worker.kill_reason or describe_exit(worker.process.returncode)
+            if _ran_out_of_memory(worker):
+                reason = f"memory limit of {self.function.memory_mb} MiB exceeded"
             logger.error("function %s: request %s failed: worker pid %d %s (%s)", name, request_id, worker.pid, reason, error)
+            if reason.startswith("memory limit"):
+                return json_response(502, "memory_limit", {
+                    "error": "memory limit exceeded",
+                    "limit": "memory",
+                    "message": f"the worker running function {name!r} was stopped: {reason}; raise the function's memory",
+                    "requestId": request_id,
+                })
             return json_response(502, "worker_crashed", {
                 "error": "worker crashed",
                 "message": f"the worker running function {name!r} stopped during the request: {reason}",
@@ -467,6 +505,7 @@ class FunctionPool:
     def _timeout(self, request_id: str) -> dict[str, Any]:
         return json_response(504, "timeout", {
             "error": "timeout",
+            "limit": "time",
             "message": f"function {self.function.name!r} did not finish within its timeout of {self.function.timeout:g}s",
             "requestId": request_id,
         })
