@@ -31,6 +31,10 @@ class FunctionConfig:
     runtime: str = "node"
     timeout: float = 30.0
     workers: int = 1
+    max_workers: int = 1
+    idle_timeout: float = 60.0
+    max_invocations: int = 0
+    max_age: float = 0.0
     concurrency: int = 1
     memory_mb: int = 128
     environment: Mapping[str, str] = field(default_factory=dict)
@@ -250,8 +254,9 @@ def _build_function(checker: _Checker, name: str, data: Any, base: Path) -> Func
         checker.problems.append(f"{prefix} must be a table ([{prefix}]), got {data!r}")
         return None
 
-    allowed = {"source", "handler", "runtime", "timeout", "workers", "concurrency", "memory", "environment",
-               "allow_child_processes", "allow_worker_threads"}
+    allowed = {"source", "handler", "runtime", "timeout", "workers", "min_workers", "max_workers", "idle_timeout",
+               "max_invocations", "max_age", "concurrency", "memory", "environment", "allow_child_processes",
+               "allow_worker_threads"}
     checker.unknown(data, prefix, allowed)
     if "source" not in data:
         checker.problems.append(f"{prefix}.source is missing: set it to a directory, a .tar.gz or a .zip of the code")
@@ -273,6 +278,22 @@ def _build_function(checker: _Checker, name: str, data: Any, base: Path) -> Func
             f"{prefix}.handler = {handler!r} is invalid: expected FILE.EXPORT, for example \"index.handler\""
         )
 
+    if "workers" in data and ("min_workers" in data or "max_workers" in data):
+        checker.problems.append(
+            f"{prefix}: set either workers (a fixed pool) or min_workers and max_workers (an elastic pool), not both"
+        )
+    fixed = checker.integer(data, "workers", prefix, 1)
+    min_workers = checker.integer(data, "min_workers", prefix, fixed)
+    max_workers = checker.integer(data, "max_workers", prefix, max(fixed, min_workers))
+    if max_workers < min_workers:
+        checker.problems.append(
+            f"{prefix}.max_workers = {max_workers} is invalid: it must be at least min_workers = {min_workers}"
+        )
+        max_workers = min_workers
+    if max_workers > 999:
+        checker.problems.append(f"{prefix}.max_workers = {max_workers} is invalid: at most 999 workers per function")
+        max_workers = 999
+
     environment = data.get("environment", {})
     if not isinstance(environment, Mapping) or not all(
         isinstance(key, str) and isinstance(value, str) for key, value in environment.items()
@@ -286,7 +307,11 @@ def _build_function(checker: _Checker, name: str, data: Any, base: Path) -> Func
         handler=handler,
         runtime=checker.string(data, "runtime", prefix, "node"),
         timeout=checker.duration(data, "timeout", prefix, 30.0),
-        workers=checker.integer(data, "workers", prefix, 1),
+        workers=min_workers,
+        max_workers=max_workers,
+        idle_timeout=checker.duration(data, "idle_timeout", prefix, 60.0),
+        max_invocations=checker.integer(data, "max_invocations", prefix, 0, minimum=0),
+        max_age=checker.duration(data, "max_age", prefix, 0.0),
         concurrency=checker.integer(data, "concurrency", prefix, 1),
         memory_mb=checker.size(data, "memory", prefix, 128 * 1024 * 1024) // (1024 * 1024) or 1,
         environment=dict(environment),

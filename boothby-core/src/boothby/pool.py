@@ -86,19 +86,24 @@ class Worker:
         self.started_at = time.monotonic()
         self.stderr_tail: deque[str] = deque(maxlen=20)
         self.kill_reason: str | None = None
+        self.retiring = False
+        self.idle_since = time.monotonic()
         self.tasks: list[asyncio.Task[Any]] = []
 
     @property
     def alive(self) -> bool:
-        return self.process.returncode is None and self.kill_reason is None
+        return self.process.returncode is None and self.kill_reason is None and not self.retiring
 
 
 class FunctionPool:
-    """Keeps ``function.workers`` warm workers running and sends invocations to them.
+    """Keeps between ``function.workers`` and ``function.max_workers`` warm workers and sends invocations to them.
 
-    Slots are counted in invocations: ``capacity`` is workers × concurrency. The deflector
+    Slots are counted in invocations: ``capacity`` is max_workers × concurrency. The deflector
     reserves a slot before it takes an invocation from the transport and frees it when the
-    result is published, so it never holds more invocations than it can run.
+    result is published, so it never holds more invocations than the pool can grow to run.
+    When an invocation finds no free worker the pool starts one, up to ``max_workers``; workers
+    idle for ``idle_timeout`` are stopped down to ``workers``. A worker is recycled between
+    invocations after ``max_invocations`` calls or ``max_age`` seconds, never during one.
     """
 
     def __init__(self, function: FunctionConfig, runtime: Runtime, work_dir: Path,
@@ -110,7 +115,7 @@ class FunctionPool:
         self.runtime = runtime
         self.work_dir = work_dir
         self.start_timeout = start_timeout
-        self.capacity = function.workers * function.concurrency
+        self.capacity = function.max_workers * function.concurrency
         self.reserved = 0
         self.workers: list[Worker] = []
         self.failure: str | None = None
@@ -122,8 +127,9 @@ class FunctionPool:
         self._changed = asyncio.Condition()
         self._restart_failures = 0
         self._spawning = 0
+        self._restarting = 0
         self._reserved_slots: set[int] = set()
-        self._memory_task: asyncio.Task[None] | None = None
+        self._supervisor: asyncio.Task[None] | None = None
         self.schemas: Path | None = None
         self.tmp_dir: Path | None = None
 
@@ -196,8 +202,8 @@ class FunctionPool:
             )
         for error in errors:
             logger.error("function %s: a worker failed to start: %s", self.function.name, error)
-            self._schedule_restart()
-        self._memory_task = asyncio.create_task(self._watch_memory(), name=f"memory-{self.function.name}")
+        self._ensure_minimum()
+        self._supervisor = asyncio.create_task(self._supervise(), name=f"supervise-{self.function.name}")
         logger.info("function %s: %d workers ready, %d slots", self.function.name, len(self.workers), self.capacity)
 
     def _environment(self, socket_path: Path, ready_fd: int) -> dict[str, str]:
@@ -330,21 +336,82 @@ class FunctionPool:
             return
 
         lived = time.monotonic() - worker.started_at
+        if worker.retiring:
+            logger.info("function %s: worker %d (pid %d) stopped: %s; %d workers left",
+                        self.function.name, worker.number, worker.pid, worker.kill_reason, len(self.workers))
+            self._ensure_minimum()
+            return
+
         reason = worker.kill_reason or describe_exit(returncode)
         logger.error(
-            "function %s: worker %d (pid %d) %s after %.1fs and %d invocations; starting a replacement",
+            "function %s: worker %d (pid %d) %s after %.1fs and %d invocations",
             self.function.name, worker.number, worker.pid, reason, lived, worker.invocations,
         )
         if lived < 1.0 and worker.invocations == 0:
             self._restart_failures += 1
         else:
             self._restart_failures = 0
+        self._ensure_minimum()
+
+    def _live_count(self) -> int:
+        return sum(1 for worker in self.workers if not worker.retiring) + self._spawning
+
+    def _ensure_minimum(self) -> None:
+        """Start replacements until ``function.workers`` workers are running or starting."""
+        missing = self.function.workers - self._live_count() - self._restarting
+        for _ in range(max(missing, 0)):
+            self._schedule_restart()
+
+    def _grow(self) -> None:
+        """Start one more worker when invocations wait and the pool is below ``max_workers``."""
+        if self.stopping or self.failure is not None or self._live_count() + self._restarting >= self.function.max_workers:
+            return
+        logger.info("function %s: invocations are waiting; growing from %d to %d workers (max %d)",
+                    self.function.name, self._live_count(), self._live_count() + 1, self.function.max_workers)
         self._schedule_restart()
+
+    def retire(self, worker: Worker, reason: str) -> None:
+        """Stop ``worker`` gracefully once it has no invocation running; it takes no new ones meanwhile."""
+        if worker.retiring or worker.kill_reason is not None:
+            return
+        worker.retiring = True
+        worker.kill_reason = reason
+        if worker.in_flight == 0:
+            asyncio.get_running_loop().create_task(self._terminate(worker))
+        self._ensure_minimum()
+
+    async def _supervise(self) -> None:
+        """Check memory, idle workers and worker age, a few times a second."""
+        limit = self.function.memory_mb * 1024 * 1024
+        while not self.stopping:
+            await asyncio.sleep(_MEMORY_CHECK_INTERVAL)
+            now = time.monotonic()
+            for worker in list(self.workers):
+                rss = _resident_bytes(worker.pid)
+                if rss > limit and worker.process.returncode is None and worker.kill_reason is None:
+                    logger.error("function %s: worker pid %d uses %d MiB, over its memory limit of %d MiB; killing it",
+                                 self.function.name, worker.pid, rss // 2**20, self.function.memory_mb)
+                    self.kill(worker, f"memory limit of {self.function.memory_mb} MiB exceeded")
+                elif self.function.max_age and now - worker.started_at >= self.function.max_age and worker.in_flight == 0:
+                    self.retire(worker, f"recycled after reaching max_age of {self.function.max_age:g}s")
+            idle = [worker for worker in self.workers if worker.alive and worker.in_flight == 0
+                    and now - worker.idle_since >= self.function.idle_timeout]
+            surplus = sum(1 for worker in self.workers if not worker.retiring) - self.function.workers
+            if idle and surplus > 0:
+                worker = min(idle, key=lambda candidate: candidate.idle_since)
+                self.retire(worker, f"idle for {self.function.idle_timeout:g}s; shrinking towards {self.function.workers}")
 
     def _schedule_restart(self) -> None:
         asyncio.get_running_loop().create_task(self._restart())
 
     async def _restart(self) -> None:
+        self._restarting += 1
+        try:
+            await self._restart_until_started()
+        finally:
+            self._restarting -= 1
+
+    async def _restart_until_started(self) -> None:
         attempt = 0
         while not self.stopping:
             if self._restart_failures:
@@ -384,18 +451,6 @@ class FunctionPool:
             process.kill()
             await process.wait()
 
-    async def _watch_memory(self) -> None:
-        """Kill workers whose resident memory exceeds the function's ``memory`` limit."""
-        limit = self.function.memory_mb * 1024 * 1024
-        while not self.stopping:
-            await asyncio.sleep(_MEMORY_CHECK_INTERVAL)
-            for worker in list(self.workers):
-                rss = _resident_bytes(worker.pid)
-                if rss > limit and worker.alive:
-                    logger.error("function %s: worker pid %d uses %d MiB, over its memory limit of %d MiB; killing it",
-                                 self.function.name, worker.pid, rss // 2**20, self.function.memory_mb)
-                    self.kill(worker, f"memory limit of {self.function.memory_mb} MiB exceeded")
-
     def kill(self, worker: Worker, reason: str) -> None:
         """Kill ``worker`` at once; its watcher starts a replacement."""
         if worker.kill_reason is None:
@@ -408,8 +463,8 @@ class FunctionPool:
     async def stop(self) -> None:
         """Stop every worker: SIGTERM, then SIGKILL after a short grace."""
         self.stopping = True
-        if self._memory_task is not None:
-            self._memory_task.cancel()
+        if self._supervisor is not None:
+            self._supervisor.cancel()
         self._notify()
         workers = list(self.workers)
         await asyncio.gather(*(self._terminate(worker) for worker in workers), return_exceptions=True)
@@ -436,6 +491,7 @@ class FunctionPool:
         worker = available()
         if worker is not None:
             return worker
+        self._grow()
         async with self._changed:
             try:
                 await asyncio.wait_for(
@@ -500,6 +556,12 @@ class FunctionPool:
             })
         finally:
             worker.in_flight -= 1
+            if worker.in_flight == 0:
+                worker.idle_since = time.monotonic()
+                if worker.retiring:
+                    asyncio.get_running_loop().create_task(self._terminate(worker))
+            if self.function.max_invocations and worker.invocations >= self.function.max_invocations:
+                self.retire(worker, f"recycled after {worker.invocations} invocations (max_invocations)")
             self._notify()
 
     def _timeout(self, request_id: str) -> dict[str, Any]:
