@@ -194,14 +194,13 @@ class FunctionPool:
             *(self._spawn() for _ in range(self.function.workers)), return_exceptions=True
         )
         errors = [result for result in results if isinstance(result, BaseException)]
-        if len(errors) == len(results):
-            error = errors[0]
-            self.failure = str(error)
-            raise error if isinstance(error, WorkerStartError) else WorkerStartError(
-                f"function {self.function.name!r}: workers failed to start: {error}", self.function.name
-            )
         for error in errors:
+            if not isinstance(error, WorkerStartError):
+                raise error
             logger.error("function %s: a worker failed to start: %s", self.function.name, error)
+        if errors and len(errors) == len(results):
+            self.failure = errors[0].error or str(errors[0])
+            self._restart_failures = 1
         self._ensure_minimum()
         self._supervisor = asyncio.create_task(self._supervise(), name=f"supervise-{self.function.name}")
         logger.info("function %s: %d workers ready, %d slots", self.function.name, len(self.workers), self.capacity)
@@ -366,8 +365,9 @@ class FunctionPool:
         """Start one more worker when invocations wait and the pool is below ``max_workers``."""
         if self.stopping or self.failure is not None or self._live_count() + self._restarting >= self.function.max_workers:
             return
+        current = self._live_count() + self._restarting
         logger.info("function %s: invocations are waiting; growing from %d to %d workers (max %d)",
-                    self.function.name, self._live_count(), self._live_count() + 1, self.function.max_workers)
+                    self.function.name, current, current + 1, self.function.max_workers)
         self._schedule_restart()
 
     def retire(self, worker: Worker, reason: str) -> None:
@@ -488,19 +488,22 @@ class FunctionPool:
                         best = worker
             return best
 
-        worker = available()
-        if worker is not None:
-            return worker
-        self._grow()
-        async with self._changed:
-            try:
-                await asyncio.wait_for(
-                    self._changed.wait_for(lambda: available() is not None or self.failure is not None or self.stopping),
-                    max(deadline - time.time(), 0),
-                )
-            except asyncio.TimeoutError:
+        while True:
+            worker = available()
+            if worker is not None:
+                return worker
+            if self.failure is not None or self.stopping:
                 return None
-        return available()
+            self._grow()
+            remaining = deadline - time.time()
+            if remaining <= 0:
+                return None
+            # Another waiter may take the worker that woke this one, so check again after every wake-up.
+            async with self._changed:
+                try:
+                    await asyncio.wait_for(self._changed.wait(), remaining)
+                except asyncio.TimeoutError:
+                    pass
 
     async def invoke(self, invocation_record: bytes | memoryview, request_id: str, deadline: float) -> dict[str, Any]:
         """Run one invocation and return a ``WorkerResult``-shaped record; never raises for worker failures.
@@ -510,15 +513,11 @@ class FunctionPool:
         """
         name = self.function.name
         if self.failure is not None and not self.workers:
-            return json_response(503, "unavailable", {
-                "error": "function unavailable",
-                "message": f"function {name!r} failed to start: {self.failure}",
-                "requestId": request_id,
-            })
+            return self._unavailable(request_id)
         worker = await self._acquire(deadline)
         if worker is None:
             if self.failure is not None:
-                return await self.invoke(invocation_record, request_id, deadline)
+                return self._unavailable(request_id)
             return self._timeout(request_id)
 
         worker.in_flight += 1
@@ -563,6 +562,13 @@ class FunctionPool:
             if self.function.max_invocations and worker.invocations >= self.function.max_invocations:
                 self.retire(worker, f"recycled after {worker.invocations} invocations (max_invocations)")
             self._notify()
+
+    def _unavailable(self, request_id: str) -> dict[str, Any]:
+        return json_response(503, "unavailable", {
+            "error": "function unavailable",
+            "message": f"function {self.function.name!r} failed to start: {self.failure}",
+            "requestId": request_id,
+        })
 
     def _timeout(self, request_id: str) -> dict[str, Any]:
         return json_response(504, "timeout", {
