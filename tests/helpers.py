@@ -50,11 +50,8 @@ def write_config(directory: Path, functions: dict[str, dict[str, Any]], transpor
         f"transport = {toml_value(transport)}",
         f"log_sinks = {toml_value(list(log_sinks))}",
         "",
-        "[grappler]",
-        f'bind = "127.0.0.1:{port}"',
-        "",
     ]
-    all_sections: dict[str, dict[str, Any]] = {}
+    all_sections: dict[str, dict[str, Any]] = {"grappler": {"bind": f"127.0.0.1:{port}"}}
     all_sections.setdefault("transport.embedded", {"socket": str(directory / "embedded.sock")})
     for name, values in (sections or {}).items():
         all_sections.setdefault(name, {}).update(values)

@@ -59,6 +59,7 @@ class RawHeaders:
 
     def __init__(self, app: Any) -> None:
         self.app = app
+        self.grappler: Grappler | None = None
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -73,6 +74,10 @@ class RawHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+class ShuttingDown(Exception):
+    """The grappler process is stopping and can no longer wait for this request's result."""
 
 
 class PayloadTooLarge(Exception):
@@ -114,6 +119,21 @@ class Grappler:
         except Exception:
             logger.exception("grappler: a boothby_shutdown hook failed")
         logger.info("grappler pid %d stopped; %d late replies were dropped", os.getpid(), self.late_replies)
+
+    def begin_drain(self, grace: float) -> None:
+        """Answer every request still waiting with 503 one second before ``grace`` runs out."""
+        logger.info("grappler pid %d: stopping; %d requests waiting, %gs to finish them",
+                    os.getpid(), len(self.pending), grace)
+        self._loop.call_later(max(grace - 1.0, 0.1), self._fail_pending_on_shutdown)  # type: ignore[union-attr]
+
+    def _fail_pending_on_shutdown(self) -> None:
+        pending, self.pending = self.pending, {}
+        for future in pending.values():
+            if not future.done():
+                future.set_exception(ShuttingDown())
+        if pending:
+            logger.warning("grappler pid %d: %d requests were still waiting at the end of the grace period; answered 503",
+                           os.getpid(), len(pending))
 
     # Reply channel.
 
@@ -247,6 +267,10 @@ class Grappler:
         except TransportUnavailable as error:
             return _error(502, "unavailable", "transport failure",
                           f"the request may or may not have run: {error}", request_id)
+        except ShuttingDown:
+            return _error(503, "unavailable", "shutting down",
+                          "the grappler stopped before the function answered; the request may or may not have run",
+                          request_id)
         finally:
             timer.cancel()
             self.pending.pop(request_id, None)
@@ -280,4 +304,6 @@ def create_app(config: Config, registry: Registry | None = None) -> RawHeaders:
     app.req_options.strip_url_path_trailing_slash = False
     app.resp_options.default_media_type = None  # type: ignore[assignment]  # a function without Content-Type gets none
     app.add_sink(grappler, prefix="/")
-    return RawHeaders(app)
+    wrapper = RawHeaders(app)
+    wrapper.grappler = grappler
+    return wrapper

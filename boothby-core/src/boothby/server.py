@@ -5,7 +5,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import sys
+
 from gunicorn.app.base import BaseApplication
+from gunicorn.arbiter import Arbiter
+from uvicorn import Server
 from uvicorn_worker import UvicornWorker
 
 from .config import Config
@@ -24,6 +28,26 @@ class GrapplerWorker(UvicornWorker):
         "server_header": False,
         "date_header": True,
     }
+
+    async def _serve(self) -> None:
+        # Same start-up as UvicornWorker, plus one step: when uvicorn begins its graceful
+        # shutdown (SIGTERM), the grappler is told how long it has left, so the requests it
+        # still holds get a 503 before gunicorn's graceful_timeout kills the process.
+        self.config.app = self.wsgi
+        server = Server(config=self.config)
+        shutdown = server.shutdown
+
+        async def shutdown_with_drain(sockets: Any = None) -> None:
+            grappler = getattr(self.wsgi, "grappler", None)
+            if grappler is not None:
+                grappler.begin_drain(self.cfg.graceful_timeout)
+            await shutdown(sockets)
+
+        server.shutdown = shutdown_with_drain  # type: ignore[method-assign]
+        self._install_sigquit_handler()
+        await server.serve(sockets=self.sockets)
+        if not server.started:
+            sys.exit(Arbiter.WORKER_BOOT_ERROR)
 
 
 class GrapplerApplication(BaseApplication):
