@@ -111,8 +111,10 @@ class WorkerConnection(asyncio.Protocol):
 
     @classmethod
     async def open(cls, path: str, function: str = "", pid: int | None = None) -> "WorkerConnection":
+        """Connect to the worker listening on ``path`` and complete the handshake."""
         loop = asyncio.get_running_loop()
         _, connection = await loop.create_unix_connection(lambda: cls(function, pid), path)
+        await connection.handshake()
         return connection
 
     @property
@@ -187,6 +189,23 @@ class WorkerConnection(asyncio.Protocol):
         self._pending[self._next_id] = future
         return self._next_id, future
 
+    async def handshake(self) -> None:
+        """Exchange the Avro handshake with a ping (a call with an empty message name).
+
+        Doing it once, right after connecting, keeps the handshake off every later call, so
+        concurrent calls never wait for one another.
+        """
+        call_id, future = self._new_call()
+        self._send(call_id, [self._handshake, _EMPTY_METADATA, encode_string("")])
+        payload = await future
+        position = self._read_handshake(payload)
+        position = _skip_map_of_bytes(payload, position)
+        if payload[position]:
+            _, position = decode_long(payload, position + 1)
+            message, _ = _read_string(payload, position)
+            raise RemoteError(f"the worker rejected the RPC handshake: {message}", self.function, self.pid)
+        self._handshake_done = True
+
     async def invoke(self, invocation_record: bytes | memoryview) -> dict[str, Any]:
         """Call ``invoke`` with an Avro-encoded ``Invocation`` record; return the decoded ``WorkerResult``.
 
@@ -196,10 +215,7 @@ class WorkerConnection(asyncio.Protocol):
         if not self._handshake_done:
             async with self._handshake_lock:
                 if not self._handshake_done:
-                    payload = await self._call([self._handshake], invocation_record)
-                    position = self._read_handshake(payload)
-                    self._handshake_done = True
-                    return self._read_response(payload, position)
+                    await self.handshake()
         payload = await self._call([], invocation_record)
         return self._read_response(payload, 0)
 
