@@ -49,8 +49,9 @@ class LogSink:
 class _SinkQueue:
     """One sink's bounded buffer and the task that drains it."""
 
-    def __init__(self, sink: LogSink, capacity: int, batch_size: int) -> None:
+    def __init__(self, sink: LogSink, capacity: int, batch_size: int, linger: float) -> None:
         self.sink = sink
+        self.linger = linger
         self.capacity = capacity
         self.batch_size = batch_size
         self.records: deque[FunctionLog] = deque()
@@ -72,6 +73,8 @@ class _SinkQueue:
     async def run(self) -> None:
         while True:
             await self.ready.wait()
+            # Let records gather for a moment: under load one write then carries many records.
+            await asyncio.sleep(self.linger)
             self.ready.clear()
             while self.records:
                 count = min(len(self.records), self.batch_size)
@@ -90,13 +93,14 @@ class LogShipper:
     """Fans function logs out to every configured sink without ever blocking the caller.
 
     Each sink has its own buffer of at most ``capacity`` records, so one slow sink does not
-    hold back another. Records that do not fit are dropped and counted; the counts are logged
+    hold back another. A sink receives records ``linger`` seconds after the first one of a
+    batch arrives, at most ``batch_size`` at a time. Records that do not fit are dropped and counted; the counts are logged
     every ``report_interval`` seconds while drops happen, and at shutdown.
     """
 
     def __init__(self, sinks: list[LogSink], capacity: int = 10000, batch_size: int = 500,
-                 report_interval: float = 10.0) -> None:
-        self.queues = [_SinkQueue(sink, capacity, batch_size) for sink in sinks]
+                 report_interval: float = 10.0, linger: float = 0.02) -> None:
+        self.queues = [_SinkQueue(sink, capacity, batch_size, linger) for sink in sinks]
         self.report_interval = report_interval
         self._last_report = time.monotonic()
         self._reported: dict[str, tuple[int, int]] = {}
