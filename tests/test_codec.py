@@ -55,3 +55,19 @@ def test_truncated_message_rejected():
     message = invocation_schema().encode(invocation())
     with pytest.raises(CodecError, match="corrupt Invocation message"):
         invocation_schema().decode(message[:20])
+
+
+def test_invocation_head_matches_full_decode():
+    from boothby.codec import decode_invocation_head
+
+    message = invocation_schema().encode(invocation(id="é-1", reply_to="redis:grappler-7", deadline_ms=2**40))
+    head = decode_invocation_head(message)
+    assert head == ("é-1", "f", 2**40, "redis:grappler-7")
+
+
+def test_invocation_head_rejects_other_schema():
+    from boothby.codec import decode_invocation_head
+
+    message = result_schema().encode({"id": "r1", "status": 200, "headers": [], "body": None, "error": None})
+    with pytest.raises(CodecError, match="unknown schema fingerprint"):
+        decode_invocation_head(message)

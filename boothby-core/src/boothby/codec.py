@@ -7,7 +7,7 @@ import json
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import fastavro
 from fastavro.schema import to_parsing_canonical_form
@@ -113,6 +113,55 @@ class Schema:
             f"this reader expects {self.name} with fingerprint {self.fingerprint:016x}. "
             "Run the same Boothby version on grappler and deflector."
         )
+
+
+def decode_long(data: bytes | memoryview, position: int) -> tuple[int, int]:
+    """Decode an Avro ``long`` (zig-zag varint) at ``position``; return it and the next position."""
+    shift = 0
+    result = 0
+    while True:
+        byte = data[position]
+        position += 1
+        result |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            break
+        shift += 7
+    return (result >> 1) ^ -(result & 1), position
+
+
+def _decode_string(data: bytes | memoryview, position: int) -> tuple[str, int]:
+    length, position = decode_long(data, position)
+    end = position + length
+    if length < 0 or end > len(data):
+        raise CodecError("corrupt Invocation message: a string runs past the end")
+    return bytes(data[position:end]).decode("utf-8"), end
+
+
+class InvocationHead(NamedTuple):
+    """The fields of an invocation the deflector needs before running it."""
+
+    id: str
+    function: str
+    deadline_ms: int
+    reply_to: str
+
+
+def decode_invocation_head(message: bytes) -> InvocationHead:
+    """Decode only the leading fields of a single-object encoded invocation, without the request itself.
+
+    Relies on ``invocation.avsc`` starting with id, function, deadline_ms, received_ms and
+    reply_to, in that order; the fingerprint check guarantees that schema wrote the message.
+    """
+    invocation_schema().check_header(message)
+    try:
+        request_id, position = _decode_string(message, HEADER_SIZE)
+        function, position = _decode_string(message, position)
+        deadline_ms, position = decode_long(message, position)
+        _, position = decode_long(message, position)
+        reply_to, _ = _decode_string(message, position)
+    except (IndexError, UnicodeDecodeError) as error:
+        raise CodecError(f"corrupt Invocation message: {error}") from error
+    return InvocationHead(request_id, function, deadline_ms, reply_to)
 
 
 @lru_cache(maxsize=None)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .codec import HEADER_SIZE, invocation_schema, result_schema
+from .codec import HEADER_SIZE, decode_invocation_head, result_schema
 from .config import Config
 from .errors import BoothbyError, CodecError
 from .isolation import Isolation
@@ -68,7 +68,6 @@ class Deflector:
         self._consumers: list[asyncio.Task[None]] = []
         self._running: set[asyncio.Task[None]] = set()
         self._held: set[Delivery] = set()
-        self._invocation = invocation_schema()
         self._result = result_schema()
 
     async def start(self) -> None:
@@ -131,15 +130,15 @@ class Deflector:
     async def _run(self, name: str, pool: FunctionPool, delivery: Delivery) -> None:
         payload = delivery.payload
         try:
-            invocation = self._invocation.decode(payload)
+            invocation = decode_invocation_head(payload)
         except CodecError as error:
             self.stats.undecodable += 1
             logger.error("deflector: dropped an invocation of %s that cannot be decoded: %s", name, error)
             await delivery.finished()
             return
 
-        request_id = invocation["id"]
-        deadline = invocation["deadline_ms"] / 1000
+        request_id = invocation.id
+        deadline = invocation.deadline_ms / 1000
         late = time.time() - deadline
         if late >= 0:
             self.stats.expired += 1
@@ -158,11 +157,11 @@ class Deflector:
             status, headers, body, kind = outcome["status"], outcome["headers"], outcome["body"], error
         result = self._result.encode({"id": request_id, "status": status, "headers": headers, "body": body, "error": kind})
         try:
-            await self.transport.reply(invocation["reply_to"], result, request_id=request_id)
+            await self.transport.reply(invocation.reply_to, result, request_id=request_id)
         except self.transport.connection_errors + (BoothbyError,) as reply_error:
             self.stats.reply_failures += 1
             logger.error("deflector: publishing the result of request %s to %s failed: %s",
-                         request_id, invocation["reply_to"], reply_error)
+                         request_id, invocation.reply_to, reply_error)
         self.stats.completed += 1
         await delivery.finished()
         self._ship_logs(name, request_id, outcome, error)

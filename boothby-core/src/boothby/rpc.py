@@ -16,7 +16,7 @@ import json
 import struct
 from typing import Any
 
-from .codec import worker_protocol, worker_result_schema
+from .codec import decode_long, worker_protocol, worker_result_schema
 from .errors import WorkerError
 
 _HEADER = struct.Struct(">II")
@@ -34,20 +34,6 @@ def encode_long(value: int) -> bytes:
         value >>= 7
     out.append(value)
     return bytes(out)
-
-
-def decode_long(data: bytes | memoryview, position: int) -> tuple[int, int]:
-    """Decode an Avro ``long`` at ``position``; return it and the next position."""
-    shift = 0
-    result = 0
-    while True:
-        byte = data[position]
-        position += 1
-        result |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            break
-        shift += 7
-    return (result >> 1) ^ -(result & 1), position
 
 
 def encode_string(text: str) -> bytes:

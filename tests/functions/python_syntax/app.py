@@ -1,0 +1,5 @@
+"""Fails to load: the handler module has a syntax error on purpose."""
+
+
+def handler(event, context)
+    return {"statusCode": 200}
