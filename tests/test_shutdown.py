@@ -62,3 +62,23 @@ def test_grappler_sigterm_503s_at_end_of_grace(cluster):
     assert "shutting down" in body
     assert elapsed < 5
     assert grappler.process.wait(15) == 0
+
+
+def test_deflector_sigterm_finishes_running_and_answers_queued(cluster):
+    cluster.configure({"slow": {"source": "slow", "workers": 1, "timeout": "30s"}},
+                      sections={"deflector": {"shutdown_grace": "10s"}})
+    deflector = cluster.start("deflector")
+    cluster.start("grappler")
+
+    results: list = []
+    threads = [call_in_background(f"{cluster.base_url}/slow?ms=1500", results) for _ in range(3)]
+    time.sleep(0.7)
+    deflector.signal(signal.SIGTERM)
+    for thread in threads:
+        thread.join(30)
+
+    statuses = sorted(status for status, _, _ in results)
+    assert statuses == [200, 503, 503]
+    assert all("shutting down" in body for status, body, _ in results if status == 503)
+    assert deflector.process.wait(15) == 0
+    assert "answering them 503" in deflector.log()

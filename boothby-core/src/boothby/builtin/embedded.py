@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import json
 import logging
 import os
 import socket
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from .. import hookimpl
-from ..codec import invocation_schema, result_schema
+from ..codec import decode_invocation_head, result_schema
 from ..config import Config
 from ..errors import CodecError, ConfigError, TransportUnavailable
 from ..transport import Delivery, OnDisconnect, OnReply, Transport
@@ -167,21 +168,23 @@ class EmbeddedTransport(Transport):
         self._ready[function].set()
 
     def _reject_full(self, function: str, payload: bytes) -> None:
+        logger.warning("embedded transport: the queue of %r is full (%d invocations); answering 503", function, self.max_queue)
+        self._answer_unavailable(payload, "queue full",
+                                 f"the queue of function {function!r} holds {self.max_queue} invocations; retry later")
+
+    def _answer_unavailable(self, payload: bytes, error: str, message: str) -> None:
+        """Answer an invocation that will not run with a 503, so its caller does not wait for the deadline."""
         try:
-            invocation = invocation_schema().decode(payload)
-        except CodecError as error:
-            logger.warning("embedded transport: dropped an undecodable invocation: %s", error)
+            invocation = decode_invocation_head(payload)
+        except CodecError as decode_error:
+            logger.warning("embedded transport: dropped an undecodable invocation: %s", decode_error)
             return
-        logger.warning("embedded transport: queue of %r is full (%d); request %s gets 503", function, self.max_queue, invocation["id"])
-        body = (
-            '{"error": "queue full", "message": "the queue of function %s holds %d invocations; retry later", '
-            '"requestId": "%s"}' % (function, self.max_queue, invocation["id"])
-        ).encode()
+        body = json.dumps({"error": error, "message": message, "requestId": invocation.id}).encode()
         result = result_schema().encode({
-            "id": invocation["id"], "status": 503, "body": body, "error": "unavailable",
+            "id": invocation.id, "status": 503, "body": body, "error": "unavailable",
             "headers": [{"name": "content-type", "value": "application/json"}],
         })
-        connection = self._connections.get(invocation["reply_to"])
+        connection = self._connections.get(invocation.reply_to)
         if connection is not None:
             connection.send(_RESULT, result)
 
@@ -268,6 +271,14 @@ class EmbeddedTransport(Transport):
         if self._client is not None and self._client.transport is not None:
             self._client.transport.close()
         if self._server is not None:
+            # Nobody else can run what is still queued here: answer it instead of dropping it.
+            waiting = sum(len(queue) for queue in self._queues.values())
+            if waiting:
+                logger.warning("embedded transport: the deflector stops with %d invocations queued; answering them 503", waiting)
+            for queue in self._queues.values():
+                while queue:
+                    self._answer_unavailable(queue.popleft(), "shutting down",
+                                             "the deflector stopped before it could run this request; retry it")
             self._server.close()
             try:
                 self.path.unlink()
