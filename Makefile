@@ -4,10 +4,10 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 JS_DIR := boothby-node-runtime/src/boothby_node/js
-DISTRIBUTIONS := boothby-core boothby-node-runtime boothby-redis boothby-rabbitmq boothby-kafka
+DISTRIBUTIONS := boothby-core boothby-node-runtime boothby-redis boothby-rabbitmq boothby-kafka examples/boothby-python-runtime
 CONFIG ?= boothby.toml
 
-.PHONY: install run test test-node brokers brokers-stop bench clean
+.PHONY: install run test test-node brokers brokers-stop bench bench-smoke clean
 
 install: $(VENV)/.installed
 
@@ -32,8 +32,14 @@ brokers:
 brokers-stop:
 	scripts/brokers/all.sh stop
 
+# The full benchmark (about 12 minutes); it rewrites bench/results/latest.json and docs/benchmarks.md.
+# Options go through BENCH_ARGS, for example: make bench BENCH_ARGS="--rounds 3 --duration 2".
 bench: install brokers
-	$(BIN)/python bench/run.py
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+# A --quick run (about 20 s) of Boothby (embedded) and the bare-Node limit: checks the harness, not the speed.
+bench-smoke: install
+	$(BIN)/python -m pytest tests/test_bench_smoke.py
 
 clean:
 	rm -rf $(VENV) $(JS_DIR)/node_modules

@@ -78,9 +78,10 @@ class BoothbyProcess:
         self.config = config
         self.log_path = log_path
         self._log = open(log_path, "wb")
+        # A session of its own, so that stop() can end the children of `boothby up` as well.
         self.process = subprocess.Popen(
             [sys.executable, "-m", "boothby", "-c", str(config), *args],
-            stdout=self._log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
+            stdout=self._log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}, start_new_session=True,
         )
         self.pid = self.process.pid
 
@@ -103,6 +104,7 @@ class BoothbyProcess:
             os.kill(self.pid, signum)
 
     def stop(self, timeout: float = 20.0) -> int:
+        """Send SIGTERM and wait; after ``timeout`` kill the process and everything it started."""
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
@@ -110,6 +112,10 @@ class BoothbyProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        try:
+            os.killpg(self.pid, signal.SIGKILL)  # children left behind by a process that did not stop cleanly
+        except ProcessLookupError:
+            pass
         self._log.close()
         return self.process.returncode
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import signal
 import tempfile
 import time
@@ -22,6 +23,8 @@ from .pool import FunctionPool
 from .transport import Delivery, Transport
 
 logger = logging.getLogger(__name__)
+
+_STEP_TIMEOUT = 10.0
 
 
 @dataclass
@@ -179,6 +182,16 @@ class Deflector:
             records.append(FunctionLog(name, request_id, now, "error", f"{error['type']}: {error['message']}"))
         self.shipper.ship(records)
 
+    @staticmethod
+    async def _bounded(step: str, awaitable: Any, timeout: float = _STEP_TIMEOUT) -> None:
+        """Await one shutdown step, logging instead of hanging when a broker does not answer."""
+        try:
+            await asyncio.wait_for(awaitable, timeout)
+        except asyncio.TimeoutError:
+            logger.error("deflector: %s took longer than %gs; going on with the shutdown", step, timeout)
+        except Exception:
+            logger.exception("deflector: %s failed; going on with the shutdown", step)
+
     async def stop(self) -> None:
         """Stop taking invocations, finish running ones within the grace period, then stop everything."""
         logger.info("deflector: stopping; %d invocations running", len(self._running))
@@ -192,9 +205,9 @@ class Deflector:
                                len(pending), self.config.deflector.shutdown_grace)
                 for task in pending:
                     task.cancel()
-        for delivery in list(self._held):
-            await delivery.release()
-        await self.transport.close()
+        await self._bounded("handing back unstarted invocations",
+                            asyncio.gather(*(delivery.release() for delivery in list(self._held))))
+        await self._bounded("closing the transport", self.transport.close())
         await asyncio.gather(*(pool.stop() for pool in self.pools.values()))
         await self.shipper.close()
         try:
@@ -208,8 +221,15 @@ async def serve(config: Config, registry: Registry) -> None:
     """Run a deflector until SIGTERM or SIGINT."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+
+    def on_signal(signum: int) -> None:
+        if stop.is_set():
+            logger.error("deflector: second %s during shutdown; exiting at once", signal.Signals(signum).name)
+            os._exit(1)
+        stop.set()
+
     for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
+        loop.add_signal_handler(signum, on_signal, signum)
     deflector = Deflector(config, registry)
     try:
         await deflector.start()

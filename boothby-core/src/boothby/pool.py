@@ -164,6 +164,7 @@ class FunctionPool:
     async def start(self) -> None:
         """Prepare the code and start every worker; raise ``WorkerStartError`` if none can start."""
         self.runtime.check()
+        self.work_dir.mkdir(parents=True, exist_ok=True)
         self.isolation.check_reachable(self.work_dir)
         self.root = make_private_dir(f"boothby-{self.function.name}-", self.work_dir)
         self.sockets = self.root / "sockets"
