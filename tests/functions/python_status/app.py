@@ -1,4 +1,7 @@
-"""Answers with the status code in ?code=, two Set-Cookie lines and a repeated header; ?mode= returns other shapes."""
+"""Responds with the status code in ?code=, two Set-Cookie lines and a repeated header.
+
+?mode= returns other shapes instead: plain values, and results that break the rules.
+"""
 
 
 def handler(event, context):

@@ -1,4 +1,6 @@
-"""Always fails, the way a buggy handler does."""
+"""Always fails, the way a buggy handler does. With ?exit=1 it calls sys.exit(3) instead of raising."""
+
+import sys
 
 
 def check_input(event):
@@ -6,4 +8,6 @@ def check_input(event):
 
 
 def handler(event, context):
+    if (event.get("queryStringParameters") or {}).get("exit") == "1":
+        sys.exit(3)
     check_input(event)
