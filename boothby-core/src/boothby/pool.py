@@ -162,7 +162,11 @@ class FunctionPool:
     # Lifecycle.
 
     async def start(self) -> None:
-        """Prepare the code and start every worker; raise ``WorkerStartError`` if none can start."""
+        """Prepare the code and start the workers.
+
+        Workers that fail to start are retried with back-off; when none starts, ``failure``
+        holds the error and invocations are answered 503 until a retry succeeds.
+        """
         self.runtime.check()
         self.work_dir.mkdir(parents=True, exist_ok=True)
         self.isolation.check_reachable(self.work_dir)

@@ -81,6 +81,10 @@ class _ServerConnection(_FrameReader):
         self.server = server
         self.address: str | None = None
 
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self.server._accepted.add(self)
+
     def frame_received(self, kind: int, data: bytes) -> None:
         if kind == _INVOKE:
             name_length = data[0]
@@ -94,6 +98,7 @@ class _ServerConnection(_FrameReader):
             logger.warning("embedded transport: unexpected frame kind %d from %s", kind, self.address)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self.server._accepted.discard(self)
         if self.address and self.server._connections.get(self.address) is self:
             del self.server._connections[self.address]
         logger.debug("embedded transport: grappler %s disconnected", self.address)
@@ -129,6 +134,7 @@ class EmbeddedTransport(Transport):
         self._queues: dict[str, deque[bytes]] = {}
         self._ready: dict[str, asyncio.Event] = {}
         self._connections: dict[str, _ServerConnection] = {}
+        self._accepted: set[_ServerConnection] = set()
         self._server: asyncio.AbstractServer | None = None
         self._client: _ClientConnection | None = None
         self._on_reply: OnReply | None = None
@@ -280,6 +286,11 @@ class EmbeddedTransport(Transport):
                     self._answer_unavailable(queue.popleft(), "shutting down",
                                              "the deflector stopped before it could run this request; retry it")
             self._server.close()
+            # Server.close() leaves accepted connections open: close them so that grapplers fail
+            # their waiting calls at once instead of publishing into queues nobody reads.
+            for connection in list(self._accepted):
+                if connection.transport is not None:
+                    connection.transport.close()
             try:
                 self.path.unlink()
             except FileNotFoundError:

@@ -59,8 +59,9 @@ def conformance_tests(suites: Iterable[type]) -> dict[str, tuple[str, ...]]:
     found = {}
     for suite in suites:
         for name in dir(suite):
-            if name.startswith("test_"):
-                found[f"{suite.__name__}.{name}"] = getattr(getattr(suite, name), COVERS_ATTRIBUTE, ())
+            test = getattr(suite, name)
+            if name.startswith("test_") and callable(test):
+                found[f"{suite.__name__}.{name}"] = getattr(test, COVERS_ATTRIBUTE, ())
     return found
 
 

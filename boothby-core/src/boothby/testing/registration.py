@@ -1,8 +1,11 @@
-"""Checks every kind of plugin shares: registration through the hooks, and the lifecycle hooks."""
+"""Fixtures and checks of every conformance suite: the registry, the broker check, registration and lifecycle hooks."""
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+import socket
+from typing import Any, ClassVar, Sequence
+
+import pytest
 
 from ..config import Config
 from ..errors import UnknownBackendError
@@ -15,7 +18,7 @@ def load_test_registry(extra_plugins: Sequence[object] = ()) -> Registry:
 
 
 def get_backend(registry: Registry, kind: str, name: str) -> Backend:
-    """Return the backend; on a missing name fail with the plugins that failed to load, which often say why."""
+    """Return the backend; for a missing name, fail with the load failures of other plugins, which often explain it."""
     try:
         return registry.get(kind, name)
     except UnknownBackendError as error:
@@ -50,3 +53,31 @@ def run_lifecycle_hooks(registry: Registry, config: Config, roles: Sequence[str]
     for role in roles:
         hook.boothby_startup(role=role, config=config)
         hook.boothby_shutdown(role=role, config=config)
+
+
+class SuiteBase:
+    """Settings and fixtures common to the transport, runtime and log sink suites."""
+
+    extra_plugins: ClassVar[Sequence[object]] = ()
+    """Plugin modules or objects to register besides the installed entry points, for a plugin not packaged yet."""
+
+    broker_address: ClassVar[tuple[str, int] | None] = None
+    """(host, port) that must accept a TCP connection before each test; an unreachable broker fails the test."""
+
+    use_uvloop: ClassVar[bool] = True
+    """Run each test on uvloop when it is installed, as Boothby's own processes do."""
+
+    @pytest.fixture
+    def registry(self) -> Registry:
+        return load_test_registry(self.extra_plugins)
+
+    @pytest.fixture(autouse=True)
+    def _broker_answers(self) -> None:
+        if self.broker_address is None:
+            return
+        host, port = self.broker_address
+        try:
+            with socket.create_connection((host, port), timeout=3.0):
+                pass
+        except OSError as error:
+            pytest.fail(f"the broker at {host}:{port} is unreachable ({error}); start it before running the suite")

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from typing import Any, Awaitable, Callable, Coroutine, TypeVar
 
 T = TypeVar("T")
+
+logger = logging.getLogger(__name__)
 
 
 def run_coroutine(coroutine: Coroutine[Any, Any, T], timeout: float, use_uvloop: bool = True) -> T:
@@ -27,8 +30,25 @@ def run_coroutine(coroutine: Coroutine[Any, Any, T], timeout: float, use_uvloop:
         return runner.run(within(coroutine, timeout, "the test"))
 
 
-async def within(awaitable: Awaitable[T], seconds: float, what: str) -> T:
-    """Await ``awaitable`` for at most ``seconds``; raise ``AssertionError`` naming ``what`` when time runs out.
+async def run_then_close(body: Awaitable[None], close: Callable[[], Awaitable[None]]) -> None:
+    """Await ``body``, then ``close()``, also when ``body`` fails or is cancelled.
+
+    When both fail, the error of ``close()`` is logged and the error of ``body`` is raised,
+    because the first failure is the one that explains the test.
+    """
+    try:
+        await body
+    except BaseException:
+        try:
+            await close()
+        except Exception:
+            logger.exception("cleaning up after a failed conformance test failed too")
+        raise
+    await close()
+
+
+async def within(awaitable: Awaitable[T], seconds: float, description: str) -> T:
+    """Await ``awaitable`` for at most ``seconds``; raise ``AssertionError`` naming ``description`` when time runs out.
 
     A ``TimeoutError`` raised by the awaited code itself propagates unchanged, so that a
     plugin's own timeout is not reported as the suite's.
@@ -39,12 +59,12 @@ async def within(awaitable: Awaitable[T], seconds: float, what: str) -> T:
             return await awaitable
     except TimeoutError:
         if scope.expired():
-            raise AssertionError(f"{what} did not finish within {seconds:g} s") from None
+            raise AssertionError(f"{description} did not finish within {seconds:g} s") from None
         raise
 
 
-async def wait_until(condition: Callable[[], bool], seconds: float, what: str, interval: float = 0.01) -> None:
-    """Poll ``condition`` until it is true; raise ``AssertionError`` naming ``what`` after ``seconds``.
+async def wait_until(condition: Callable[[], bool], seconds: float, description: str, interval: float = 0.01) -> None:
+    """Poll ``condition`` until it is true; raise ``AssertionError`` naming ``description`` after ``seconds``.
 
     Polling, rather than an event, also notices state changed from another thread, which is
     how a plugin that breaks the event-loop-thread rule is still reported by its own check.
@@ -52,7 +72,7 @@ async def wait_until(condition: Callable[[], bool], seconds: float, what: str, i
     deadline = time.monotonic() + seconds
     while not condition():
         if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {seconds:g} s waiting for {what}")
+            raise AssertionError(f"timed out after {seconds:g} s waiting for {description}")
         await asyncio.sleep(interval)
 
 

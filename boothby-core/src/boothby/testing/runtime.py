@@ -25,8 +25,8 @@ from ..pool import FunctionPool
 from ..runtime import Runtime, WorkerSpec
 from .contract import covers
 from .messages import encode_invocation_bare, invocation_record
-from .registration import check_registration, get_backend, load_test_registry, run_lifecycle_hooks
-from .running import run_coroutine, wait_until, within
+from .registration import SuiteBase, check_registration, get_backend, run_lifecycle_hooks
+from .running import run_coroutine, run_then_close, wait_until, within
 
 THROWN_MESSAGE = "boothby conformance: thrown on purpose"
 BROKEN_MESSAGE = "boothby conformance: broken on purpose"
@@ -47,14 +47,14 @@ SCENARIO_BEHAVIOUR = {
     "pid": "status 200 and the worker's process id in decimal as the body",
     "broken": f"loading the function fails with an error whose message contains {BROKEN_MESSAGE!r}",
 }
-"""What each scenario function must do when invoked."""
+"""The behaviour each scenario function must implement, by scenario name."""
 
 SCENARIOS = tuple(SCENARIO_BEHAVIOUR)
 
 
 @dataclass(frozen=True)
 class Scenario:
-    """Where one scenario function's code is and which handler to call."""
+    """The code of one scenario function: its source folder and its handler."""
 
     source: Path
     handler: str = "index.handler"
@@ -75,7 +75,7 @@ def expected_logs(tag: str) -> list[tuple[str, str]]:
 
 
 class PoolHarness:
-    """Starts FunctionPools of scenario functions for one test and stops them all at the end."""
+    """The FunctionPools of one test's scenario functions, stopped at the end of the test."""
 
     def __init__(self, runtime_factory: Callable[[], Runtime], runtime_name: str, scenarios: Mapping[str, Scenario],
                  work_dir: Path, start_timeout: float, memory_mb: int) -> None:
@@ -130,7 +130,7 @@ def header_values(result: Mapping[str, Any], name: str) -> list[str]:
     return [header["value"] for header in result["headers"] if header["name"].lower() == name]
 
 
-class RuntimeConformance:
+class RuntimeConformance(SuiteBase):
     """Base class of a runtime plugin's conformance tests; subclass it as ``Test...``.
 
     Set ``runtime_name``, ``settings`` and ``scenarios``, a mapping from every name in
@@ -144,21 +144,15 @@ class RuntimeConformance:
     handler: ClassVar[str] = "index.handler"
     """Handler of scenarios given as a bare folder."""
 
-    extra_plugins: ClassVar[Sequence[object]] = ()
     start_timeout: ClassVar[float] = 20.0
     """Seconds a worker may take to report readiness."""
 
     memory_mb: ClassVar[int] = 256
     """Memory limit of the scenario functions; the pool kills workers above it."""
 
-    test_timeout: ClassVar[float] = 90.0
-    use_uvloop: ClassVar[bool] = True
+    time_limit: ClassVar[float] = 90.0
 
     # Fixtures.
-
-    @pytest.fixture
-    def registry(self) -> Registry:
-        return load_test_registry(self.extra_plugins)
 
     @pytest.fixture
     def runtime_settings(self) -> Mapping[str, Any]:
@@ -199,12 +193,9 @@ class RuntimeConformance:
 
     def run_scenario(self, harness: PoolHarness, scenario: Callable[[PoolHarness], Awaitable[None]]) -> None:
         async def main() -> None:
-            try:
-                await scenario(harness)
-            finally:
-                await harness.close()
+            await run_then_close(scenario(harness), harness.close)
 
-        run_coroutine(main(), self.test_timeout, self.use_uvloop)
+        run_coroutine(main(), self.time_limit, self.use_uvloop)
 
     # Registration and lifecycle.
 
@@ -220,7 +211,7 @@ class RuntimeConformance:
         async def main() -> None:
             run_lifecycle_hooks(registry, config, ("deflector",))
 
-        run_coroutine(main(), self.test_timeout, self.use_uvloop)
+        run_coroutine(main(), self.time_limit, self.use_uvloop)
 
     @covers("Runtime.check", "Runtime.prepare", "Runtime.worker_spec")
     def test_worker_spec_shape(self, runtime_factory, pool_harness, work_dir):
@@ -233,7 +224,8 @@ class RuntimeConformance:
         spec = runtime.worker_spec(function, work_dir / "code")
 
         assert isinstance(spec, WorkerSpec), f"worker_spec() must return a WorkerSpec, got {spec!r}"
-        assert spec.argv and all(isinstance(part, str) for part in spec.argv), f"argv must be non-empty strings: {spec.argv!r}"
+        assert spec.argv, "worker_spec() returned an empty argv"
+        assert all(isinstance(part, str) for part in spec.argv), f"argv must contain strings only: {spec.argv!r}"
         assert all(isinstance(key, str) and isinstance(value, str) for key, value in spec.env.items()), (
             f"env must map strings to strings: {spec.env!r}"
         )
@@ -294,7 +286,8 @@ class RuntimeConformance:
             without = await h.invoke(pool, body=None)
             empty = await h.invoke(pool, body=b"", headers=[("content-type", "application/octet-stream")])
 
-            assert without["status"] == 200 and empty["status"] == 200
+            assert without["status"] == 200
+            assert empty["status"] == 200
             assert without["body"] is None, f"a request without a body got the body {without['body']!r}"
             assert empty["body"] == b"", f"a request with an empty body got the body {empty['body']!r}"
 
@@ -384,7 +377,8 @@ class RuntimeConformance:
             except WorkerStartError as error:
                 reported = error.error or str(error)
             else:
-                await wait_until(lambda: pool.failure is not None, self.start_timeout, "the pool to record the start failure")
+                await wait_until(lambda: pool.failure is not None, self.start_timeout,
+                                 "the pool to record the start failure")
                 reported = pool.failure or ""
                 result = await h.invoke(pool)
                 assert result["status"] == 503, f"a function that cannot load answered {result['status']}"

@@ -10,7 +10,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from ..errors import BoothbyError, CodecError, TransportUnavailable
 from ..transport import Delivery, Transport
-from .messages import decode_invocation, decode_result, encode_invocation, encode_result, invocation_record
+from .messages import decode_invocation, decode_result, encode_invocation, encode_result, invocation_record, unique_name
 from .running import wait_until, within
 
 logger = logging.getLogger(__name__)
@@ -28,7 +28,10 @@ def describe_difference(expected: bytes, actual: bytes) -> str:
     if len(expected) != len(actual):
         return f"expected {len(expected)} bytes, got {len(actual)}"
     index = next(i for i, (a, b) in enumerate(zip(expected, actual)) if a != b)
-    return f"{len(expected)} bytes each, first difference at byte {index}: expected {expected[index:index + 16]!r}, got {actual[index:index + 16]!r}"
+    return (
+        f"{len(expected)} bytes each, first difference at byte {index}: "
+        f"expected {expected[index:index + 16]!r}, got {actual[index:index + 16]!r}"
+    )
 
 
 class ClientEndpoint:
@@ -82,7 +85,7 @@ class ClientEndpoint:
 
     async def publish(self, function: str, *, body: bytes | None = None, deadline: float | None = None,
                       seconds: float = 10.0) -> tuple[str, bytes]:
-        """Publish one invocation that asks for its reply at this client's address; return its id and bytes."""
+        """Publish one invocation whose reply address is this client's; return its request id and its bytes."""
         record = invocation_record(function, reply_to=self.address, body=body, deadline=deadline)
         payload = encode_invocation(record)
         await within(
@@ -100,7 +103,7 @@ class EchoDeflector:
     """A minimal deflector built from the public Transport API.
 
     For each function it calls ``receive`` in a loop, drops expired invocations the way
-    Boothby's deflector does (``finished`` without a reply), and answers the others with a
+    Boothby's deflector does (``finished`` without a reply), and replies to the others with a
     ``Result`` whose body is the invocation's body, calling ``started`` and ``finished``
     around the reply. Errors from ``receive`` in ``transport.connection_errors`` or
     ``BoothbyError`` are retried with back-off as the real deflector retries them; any other
@@ -193,24 +196,35 @@ class EchoDeflector:
 
 
 class TransportHarness:
-    """Creates clients, servers and deflectors for one test and closes every one of them at the end."""
+    """The clients, servers and deflectors of one test, closed at the end of the test."""
 
     def __init__(self, factory: TransportFactory, seconds: float) -> None:
         self.factory = factory
         self.seconds = seconds
+        self.functions: list[str] = []
         self.clients: list[ClientEndpoint] = []
         self.servers: list[Transport] = []
         self.deflectors: list[EchoDeflector] = []
 
+    def function(self) -> str:
+        """Return a new function name; transports created afterwards find it in their configuration."""
+        name = unique_name()
+        self.functions.append(name)
+        return name
+
+    def transport(self, settings: Mapping[str, Any] | None = None) -> Transport:
+        """Create a transport whose configuration lists this test's functions, as a grappler's or deflector's does."""
+        return self.factory(settings, self.functions)
+
     async def client(self, settings: Mapping[str, Any] | None = None) -> ClientEndpoint:
         """Create and start a client; ``settings`` replaces the suite's transport settings."""
-        endpoint = ClientEndpoint(self.factory(settings))
+        endpoint = ClientEndpoint(self.transport(settings))
         self.clients.append(endpoint)
         await endpoint.start(self.seconds)
         return endpoint
 
     async def server(self, functions: Sequence[str]) -> Transport:
-        transport = self.factory()
+        transport = self.transport()
         self.servers.append(transport)
         await within(transport.start_server(list(functions)), self.seconds, "start_server()")
         return transport
@@ -228,14 +242,17 @@ class TransportHarness:
     async def close_server(self, server: Transport) -> None:
         """Stop the server's deflectors, then close it, in the order Boothby's deflector stops."""
         for deflector in [deflector for deflector in self.deflectors if deflector.transport is server]:
-            await deflector.stop()
+            await self.stop_deflector(deflector)
         if server in self.servers:
             self.servers.remove(server)
             await within(server.close(), self.seconds, "close() of a server")
 
+    async def stop_deflector(self, deflector: EchoDeflector) -> None:
+        await within(deflector.stop(), self.seconds, f"receive() of the {deflector.label} to return after it was cancelled")
+
     async def close(self) -> None:
         for deflector in self.deflectors:
-            await deflector.stop()
+            await self.stop_deflector(deflector)
         for client in self.clients:
             await self.close_client(client)
         for server in list(self.servers):
@@ -245,7 +262,8 @@ class TransportHarness:
         """Return the contract breaks seen in callbacks and deflector loops during the test."""
         found = []
         for client in self.clients:
-            found += [f"{name} was called from a thread other than the event loop's" for name in set(client.wrong_thread_calls)]
+            for name in sorted(set(client.wrong_thread_calls)):
+                found.append(f"{name} was called from a thread other than the event loop's")
         for deflector in self.deflectors:
             found += deflector.errors
             found += [f"{deflector.label}: receive(max_count={deflector.max_count}) returned {count} deliveries"
@@ -254,7 +272,7 @@ class TransportHarness:
 
 
 class PublishProbe:
-    """Publishes one invocation every ``interval`` seconds while a broker restarts, and records what happened."""
+    """A task that publishes one invocation every ``interval`` seconds while a broker restarts, with the outcomes."""
 
     def __init__(self, client: ClientEndpoint, function: str, seconds: float, interval: float = 0.1,
                  limit: int = 1000) -> None:

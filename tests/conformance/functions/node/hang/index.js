@@ -1,0 +1,2 @@
+// Conformance scenario "hang": the returned promise never settles.
+exports.handler = () => new Promise(() => {});
