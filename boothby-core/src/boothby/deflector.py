@@ -150,7 +150,11 @@ class Deflector:
             await delivery.finished()
             return
 
-        await delivery.started()
+        try:
+            await delivery.started()
+        except BoothbyError as error:
+            logger.warning("deflector: request %s for %s not started: %s", request_id, name, error)
+            return
         outcome = await pool.invoke(memoryview(payload)[HEADER_SIZE:], request_id, deadline)
         error = outcome["error"]
         if isinstance(error, dict):

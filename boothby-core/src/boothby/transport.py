@@ -23,7 +23,11 @@ class Delivery:
         self.payload = payload
 
     async def started(self) -> None:
-        """Mark the invocation as started by a worker."""
+        """Mark the invocation as started by a worker.
+
+        Raise a ``BoothbyError`` when the invocation must not run here (for example, the broker
+        gave it to another consumer); the deflector then skips it without calling ``finished``.
+        """
 
     async def finished(self) -> None:
         """Mark the invocation as done: its result is published or it expired."""

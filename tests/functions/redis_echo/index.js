@@ -1,4 +1,4 @@
-// Test function of the redis transport tests: after an optional ?sleep=MS it answers with the
+// Test function of the redis transport tests: after an optional ?sleep=MS it returns the
 // pid of the worker that ran it, the request's ?tag and the request id, so that a test can tell
 // which deflector served which request.
 exports.handler = async (event, context) => {
