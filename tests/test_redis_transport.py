@@ -351,3 +351,23 @@ def test_settings_password_from_environment():
 
     assert settings.password_env == "BOOTHBY_TEST_PASSWORD"
     assert "s3cret" not in repr(settings)
+
+
+@pytest.mark.redis
+def test_deflector_sigterm_under_load_loses_nothing(cluster, key_prefix):
+    cluster.configure({"slow": {"source": "slow", "workers": 2, "timeout": "20s"}}, transport="redis",
+                      sections={**redis_section(key_prefix), "deflector": {"shutdown_grace": "10s"}})
+    stopping = cluster.start("deflector")
+    cluster.start("deflector")
+    cluster.start("grappler")
+
+    with ThreadPoolExecutor(max_workers=24) as executor:
+        futures = [executor.submit(get, cluster.base_url, "?ms=400", 30.0) for _ in range(24)]
+        time.sleep(0.5)
+        stopping.signal(signal.SIGTERM)
+        responses = [future.result() for future in futures]
+
+    assert [(response.status_code, response.text) for response in responses if response.status_code != 200] == []
+    assert stopping.process.wait(20) == 0
+    served_by = {json.loads(response.text)["pid"] for response in responses}
+    assert len(served_by) >= 3
