@@ -1,0 +1,1 @@
+"""Boothby's benchmark harness: `python bench/run.py --help` lists its options."""
