@@ -18,6 +18,7 @@ class TestKafkaTransport(TransportConformance):
     settings = {"bootstrap_servers": SERVERS, "topic_prefix": RUN_PREFIX}
     unreachable_settings = {"bootstrap_servers": f"127.0.0.1:{closed_port()}", "topic_prefix": RUN_PREFIX}
     broker_address = ("127.0.0.1", 9092)
+    partitions_pin_invocations = True
     operation_timeout = 30.0  # a consumer group takes seconds to join and rebalance
     time_limit = 180.0
 

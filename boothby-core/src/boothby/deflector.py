@@ -36,6 +36,7 @@ class DeflectorStats:
     expired: int = 0
     undecodable: int = 0
     reply_failures: int = 0
+    withdrawn: int = 0
 
 
 def function_error_result(error: dict[str, Any], request_id: str) -> tuple[int, list[dict[str, str]], bytes]:
@@ -153,7 +154,9 @@ class Deflector:
         try:
             await delivery.started()
         except BoothbyError as error:
-            logger.warning("deflector: request %s for %s not started: %s", request_id, name, error)
+            self.stats.withdrawn += 1
+            logger.warning("deflector: request %s for %s not run here: %s (%d so far)",
+                           request_id, name, error, self.stats.withdrawn)
             return
         outcome = await pool.invoke(memoryview(payload)[HEADER_SIZE:], request_id, deadline)
         error = outcome["error"]

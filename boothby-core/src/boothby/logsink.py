@@ -83,10 +83,14 @@ class _SinkQueue:
                     await self.sink.write(batch)
                     self.shipped += len(batch)
                 except asyncio.CancelledError:
+                    # close() cancels a write that outlives its grace period: count its batch too.
+                    self.dropped += len(batch)
                     raise
-                except Exception:
+                except Exception as error:
                     self.failed += len(batch)
-                    logger.exception("log sink %r failed to write %d records; they are dropped", self.sink.name, len(batch))
+                    logger.error("log sink %r failed to write %d records; they are dropped: %s",
+                                 self.sink.name, len(batch), error)
+                    logger.debug("traceback of the failed write to log sink %r", self.sink.name, exc_info=error)
 
 
 class LogShipper:

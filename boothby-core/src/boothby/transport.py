@@ -25,8 +25,10 @@ class Delivery:
     async def started(self) -> None:
         """Mark the invocation as started by a worker.
 
-        Raise a ``BoothbyError`` when the invocation must not run here (for example, the broker
-        gave it to another consumer); the deflector then skips it without calling ``finished``.
+        Raise a ``BoothbyError`` (usually ``TransportError``) when the invocation must not run
+        here, for example because the broker gave it to another consumer or its acknowledgement
+        failed. The deflector then drops it without a result and without calling ``finished``;
+        the transport keeps it available to whichever consumer fetches it next.
         """
 
     async def finished(self) -> None:

@@ -1,1 +1,3 @@
-"""The kafka transport for Boothby."""
+"""Boothby's kafka transport and kafka log sink, built on aiokafka."""
+
+__version__ = "0.1.0"

@@ -1,4 +1,4 @@
-// Sleeps ?sleep= milliseconds and writes ?logs= console lines, then answers with the request id,
+// Sleeps ?sleep= milliseconds and writes ?logs= console lines, then responds with the request id,
 // the deflector's pid (the worker's parent) and when the invocation started and ended.
 exports.handler = async (event, context) => {
   const query = event.queryStringParameters || {};

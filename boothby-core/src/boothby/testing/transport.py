@@ -58,6 +58,11 @@ class TransportConformance(SuiteBase):
     reconnect test restarts the server instead of calling ``restart_broker()``.
     """
 
+    partitions_pin_invocations: ClassVar[bool] = False
+    """True when each queued invocation belongs to one server until that server leaves, as with Kafka
+    partitions: then an idle server cannot take what a busy one left queued, and the test of that
+    rule is skipped. Document the consequence for your users."""
+
     discards_expired: ClassVar[bool] = False
     """True when the broker discards invocations after their deadline, so they may never be delivered."""
 
@@ -282,6 +287,8 @@ class TransportConformance(SuiteBase):
     def test_receive_leaves_rest_to_other_servers(self, transport_factory):
         if self.server_holds_queues:
             pytest.skip("only one server can listen (server_holds_queues), so no other server could take the rest")
+        if self.partitions_pin_invocations:
+            pytest.skip("queued invocations stay with the server that owns their partition (partitions_pin_invocations)")
 
         async def scenario(h: TransportHarness) -> None:
             function = h.function()
