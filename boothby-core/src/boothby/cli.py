@@ -37,6 +37,12 @@ def _load(args: argparse.Namespace) -> Config:
     return load_config(args.config)
 
 
+def _check_transport(config: Config, registry: Any) -> None:
+    """Fail before gunicorn forks when the transport's name or its settings are invalid."""
+    backend = registry.get("transport", config.transport)
+    backend.factory(config.settings_for_transport(), config)
+
+
 def cmd_deflector(args: argparse.Namespace) -> int:
     from . import deflector
     from .plugins import load_registry
@@ -51,8 +57,7 @@ def cmd_grappler(args: argparse.Namespace) -> int:
     from .plugins import load_registry
 
     config = _load(args)
-    registry = load_registry()
-    registry.get("transport", config.transport)  # fail before forking workers when the name is unknown
+    _check_transport(config, load_registry())
     server.run(config)
     return 0
 
@@ -63,7 +68,7 @@ def cmd_up(args: argparse.Namespace) -> int:
 
     config = _load(args)
     registry = load_registry()
-    registry.get("transport", config.transport)
+    _check_transport(config, registry)
     for function in config.functions.values():
         registry.get("runtime", function.runtime).factory(config.runtime_settings.get(function.runtime, {})).check()
     for sink in config.log_sinks:

@@ -1,1 +1,3 @@
-"""The rabbitmq transport for Boothby."""
+"""The RabbitMQ transport for Boothby: invocations and results over a RabbitMQ broker with pika."""
+
+__version__ = "0.1.0"

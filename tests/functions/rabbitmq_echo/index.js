@@ -1,16 +1,11 @@
-// Test function for the RabbitMQ transport tests.
-//
-// Query parameters: "sleep" waits that many milliseconds before answering, and "tag" is echoed
-// back. When RUN_LOG is set, every run appends one JSON line (tag, request id, pids) to that
-// file, so a test can tell which invocations ran and in which deflector.
-const fs = require("fs");
-
+// Test function of the rabbitmq transport tests. After an optional ?sleep=MS it returns the
+// request's ?tag, the request id and the pids of the worker and of its deflector. Every run first
+// writes "rabbitmq-echo started TAG" to standard error, which the deflector logs at once, so a
+// test can tell which invocations ran, where, and that one has started.
 exports.handler = async (event, context) => {
   const query = event.queryStringParameters || {};
   const run = { tag: query.tag || "", requestId: context.awsRequestId, pid: process.pid, deflectorPid: process.ppid };
-  if (process.env.RUN_LOG) {
-    fs.appendFileSync(process.env.RUN_LOG, JSON.stringify(run) + "\n");
-  }
+  process.stderr.write(`rabbitmq-echo started ${run.tag}\n`);
   const sleep = Number(query.sleep || 0);
   if (sleep > 0) {
     await new Promise((resolve) => setTimeout(resolve, sleep));
