@@ -59,6 +59,7 @@ class _SinkQueue:
         self.dropped = 0
         self.failed = 0
         self.shipped = 0
+        self.writing = False
         self.task: asyncio.Task[None] | None = None
 
     def put(self, records: list[FunctionLog]) -> None:
@@ -79,6 +80,7 @@ class _SinkQueue:
             while self.records:
                 count = min(len(self.records), self.batch_size)
                 batch = [self.records.popleft() for _ in range(count)]
+                self.writing = True
                 try:
                     await self.sink.write(batch)
                     self.shipped += len(batch)
@@ -91,6 +93,8 @@ class _SinkQueue:
                     logger.error("log sink %r failed to write %d records; they are dropped: %s",
                                  self.sink.name, len(batch), error)
                     logger.debug("traceback of the failed write to log sink %r", self.sink.name, exc_info=error)
+                finally:
+                    self.writing = False
 
 
 class LogShipper:
@@ -151,7 +155,7 @@ class LogShipper:
         """Give each sink up to ``timeout`` seconds to drain its buffer, then close it."""
         deadline = time.monotonic() + timeout
         for queue in self.queues:
-            while queue.records and time.monotonic() < deadline:
+            while (queue.records or queue.writing) and time.monotonic() < deadline:
                 await asyncio.sleep(0.01)
             if queue.task:
                 queue.task.cancel()
