@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 import time
@@ -82,3 +83,21 @@ def test_deflector_sigterm_finishes_running_and_answers_queued(cluster):
     assert all("shutting down" in body for status, body, _ in results if status == 503)
     assert deflector.process.wait(15) == 0
     assert "answering them 503" in deflector.log()
+
+
+def test_ctrl_c_on_up_drains_requests(cluster):
+    cluster.configure({"slow": {"source": "slow", "workers": 1}})
+    up = cluster.start("up")
+
+    results: list = []
+    thread = call_in_background(f"{cluster.base_url}/slow?ms=2000", results)
+    time.sleep(0.7)
+    # A terminal's Ctrl-C sends SIGINT to the whole foreground process group.
+    os.killpg(up.pid, signal.SIGINT)
+    thread.join(30)
+
+    [(status, body, _)] = results
+    assert status == 200, body
+    assert up.process.wait(30) == 0
+    assert "second SIGINT" not in up.log()
+    assert "second SIGTERM" not in up.log()

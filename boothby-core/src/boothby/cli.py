@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ctypes
 import dataclasses
 import json
 import logging
@@ -11,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -23,6 +25,7 @@ from .errors import BoothbyError
 logger = logging.getLogger("boothby.cli")
 
 _STOP_GRACE = 40.0
+_PR_SET_PDEATHSIG = 1
 
 
 def _setup_logging(level: str) -> None:
@@ -72,13 +75,17 @@ def cmd_up(args: argparse.Namespace) -> int:
     for function in config.functions.values():
         registry.get("runtime", function.runtime).factory(config.runtime_settings.get(function.runtime, {})).check()
     for sink in config.log_sinks:
-        registry.get("log_sink", sink)
+        registry.get("log_sink", sink).factory(config.log_sink_settings.get(sink, {}))
 
     common = ["--log-level", args.log_level]
     if args.config:
         common += ["-c", str(Path(args.config).absolute())]
+    # Each child gets a process group of its own, so that Ctrl-C in a terminal reaches only this
+    # process, which then stops the children once, gracefully; and each child gets SIGTERM if this
+    # process dies without stopping them.
     children = {
-        role: subprocess.Popen([sys.executable, "-m", "boothby", *common, role])
+        role: subprocess.Popen([sys.executable, "-m", "boothby", *common, role], process_group=0,
+                               preexec_fn=_terminate_with_parent)
         for role in ("deflector", "grappler")
     }
     logger.info("boothby up: deflector pid %d, grappler pid %d, serving http://%s/",
@@ -123,6 +130,15 @@ def cmd_up(args: argparse.Namespace) -> int:
     return exit_code
 
 
+def _terminate_with_parent() -> None:
+    """Ask Linux to send SIGTERM to this (child) process when its parent exits."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass  # not Linux: the children are still stopped by cmd_up on a normal exit
+
+
 def cmd_plugins(args: argparse.Namespace) -> int:
     from .plugins import load_registry
 
@@ -156,11 +172,12 @@ def cmd_invoke(args: argparse.Namespace) -> int:
     from .pool import FunctionPool
     from .deflector import function_error_result
     from .codec import invocation_schema
+    from .isolation import Isolation
 
     config = _load(args)
     if args.function not in config.functions:
         raise BoothbyError(f"function {args.function!r} is not configured; functions: {', '.join(config.functions) or 'none'}")
-    function = dataclasses.replace(config.functions[args.function], workers=1)
+    function = dataclasses.replace(config.functions[args.function], workers=1, max_workers=1)
     registry = load_registry()
     runtime = registry.get("runtime", function.runtime).factory(config.runtime_settings.get(function.runtime, {}))
 
@@ -188,8 +205,12 @@ def cmd_invoke(args: argparse.Namespace) -> int:
     }
 
     async def run() -> dict[str, Any]:
-        work_dir = config.deflector.work_dir or Path(os.environ.get("TMPDIR", "/tmp"))
-        pool = FunctionPool(function, runtime, work_dir, config.deflector.start_timeout)
+        settings = config.deflector
+        work_dir = settings.work_dir or Path(tempfile.gettempdir())
+        isolation = Isolation(settings.worker_id_base, settings.max_open_files, settings.max_processes)
+        isolation.warn_if_disabled()
+        index = list(config.functions).index(function.name)
+        pool = FunctionPool(function, runtime, work_dir, settings.start_timeout, isolation, index)
         await pool.start()
         try:
             return await pool.invoke(invocation_schema().encode_bare(invocation), request_id, now + function.timeout)
