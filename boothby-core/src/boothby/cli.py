@@ -80,9 +80,9 @@ def cmd_up(args: argparse.Namespace) -> int:
     common = ["--log-level", args.log_level]
     if args.config:
         common += ["-c", str(Path(args.config).absolute())]
-    # Each child gets a process group of its own, so that Ctrl-C in a terminal reaches only this
-    # process, which then stops the children once, gracefully; and each child gets SIGTERM if this
-    # process dies without stopping them.
+    # Each child gets a process group of its own, so a terminal's Ctrl-C reaches only this process,
+    # which then stops the children once and gracefully. A child also gets SIGTERM if this process
+    # dies without stopping it.
     children = {
         role: subprocess.Popen([sys.executable, "-m", "boothby", *common, role], process_group=0,
                                preexec_fn=_terminate_with_parent)

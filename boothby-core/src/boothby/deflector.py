@@ -191,7 +191,7 @@ class Deflector:
 
     @staticmethod
     async def _bounded(step: str, awaitable: Any, timeout: float = _STEP_TIMEOUT) -> None:
-        """Await one shutdown step, logging instead of hanging when a broker does not answer."""
+        """Await one shutdown step, logging instead of hanging when a broker does not respond."""
         try:
             await asyncio.wait_for(awaitable, timeout)
         except asyncio.TimeoutError:
