@@ -1,4 +1,4 @@
-"""Graceful shutdown: a grappler that receives SIGTERM answers the requests it holds."""
+"""Graceful shutdown of the grappler, the deflector and `boothby up`: requests in flight get a response."""
 
 from __future__ import annotations
 
@@ -82,7 +82,7 @@ def test_deflector_sigterm_finishes_running_and_answers_queued(cluster):
     assert statuses == [200, 503, 503]
     assert all("shutting down" in body for status, body, _ in results if status == 503)
     assert deflector.process.wait(15) == 0
-    assert "answering them 503" in deflector.log()
+    assert "responding 503 to them" in deflector.log()
 
 
 def test_ctrl_c_on_up_drains_requests(cluster):

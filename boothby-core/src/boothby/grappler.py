@@ -53,8 +53,8 @@ def response_headers(headers: list[dict[str, str]], request_id: str) -> list[tup
 class RawHeaders:
     """ASGI wrapper that appends the function's response headers exactly as the function set them.
 
-    falcon merges repeated header names into one comma-separated line (except Set-Cookie);
-    functions expect each value on its own line, so the headers bypass falcon's header table.
+    falcon merges repeated header names into one comma-separated line, except Set-Cookie.
+    Functions expect each value on its own line, so the headers bypass falcon's header table.
     """
 
     def __init__(self, app: Any) -> None:
@@ -121,7 +121,7 @@ class Grappler:
         logger.info("grappler pid %d stopped; %d late replies were dropped", os.getpid(), self.late_replies)
 
     def begin_drain(self, grace: float) -> None:
-        """Answer every request still waiting with 503 one second before ``grace`` runs out."""
+        """Fail every request still waiting with a 503 one second before ``grace`` runs out."""
         logger.info("grappler pid %d: stopping; %d requests waiting, %gs to finish them",
                     os.getpid(), len(self.pending), grace)
         self._loop.call_later(max(grace - 1.0, 0.1), self._fail_pending_on_shutdown)  # type: ignore[union-attr]
@@ -132,7 +132,7 @@ class Grappler:
             if not future.done():
                 future.set_exception(ShuttingDown())
         if pending:
-            logger.warning("grappler pid %d: %d requests were still waiting at the end of the grace period; answered 503",
+            logger.warning("grappler pid %d: %d requests were still waiting at the end of the grace period; responded 503",
                            os.getpid(), len(pending))
 
     # Reply channel.

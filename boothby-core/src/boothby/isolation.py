@@ -29,9 +29,8 @@ class Isolation:
 
     When the deflector runs as root, every worker gets a uid of its own and every function a gid
     of its own, both numeric and taken from ``base`` upwards (no /etc/passwd entries are
-    needed). A separate uid per worker is what stops one worker from signalling another or
-    connecting to its socket; the per-function gid lets a function's workers read its code and
-    nothing else. Without root the ids cannot change: workers run as the deflector's user, and
+    needed). A separate uid per worker stops one worker from signalling another or connecting
+    to its socket. The per-function gid lets a function's workers read its code and nothing else. Without root the ids cannot change: workers run as the deflector's user, and
     only the limits and the runtime's own sandbox apply.
     """
 

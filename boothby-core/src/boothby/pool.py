@@ -231,13 +231,15 @@ class FunctionPool:
         return env
 
     async def _spawn(self) -> Worker:
+        """Start one worker in the lowest free slot, wait until it is ready and connect to it."""
         assert self.code_dir is not None
+        assert self.sockets is not None
         self._number += 1
         number = self._number
         used = {worker.slot for worker in self.workers} | self._reserved_slots
         slot = min(set(range(len(used) + 1)) - used)
         identity = self.isolation.worker_identity(self.function_index, slot)
-        assert self.sockets is not None
+
         socket_dir = make_private_dir(f"w{number}-", self.sockets)
         self.isolation.give_to_worker(socket_dir, identity)
         socket_path = socket_dir / "rpc.sock"
@@ -245,6 +247,7 @@ class FunctionPool:
         read_fd, write_fd = os.pipe()
         env = self._environment(socket_path, write_fd)
         env.update(spec.env)
+
         self._spawning += 1
         self._reserved_slots.add(slot)
         try:
@@ -254,8 +257,13 @@ class FunctionPool:
                     stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
                     pass_fds=(write_fd,), start_new_session=True,
                 )
+            except BaseException:
+                os.close(read_fd)
+                shutil.rmtree(socket_dir, ignore_errors=True)
+                raise
             finally:
                 os.close(write_fd)
+
             worker = Worker(number, slot, process, socket_dir)
             worker.tasks = [
                 asyncio.create_task(self._read_output(worker, process.stdout, logging.INFO)),
@@ -271,6 +279,7 @@ class FunctionPool:
         finally:
             self._spawning -= 1
             self._reserved_slots.discard(slot)
+
         worker.tasks.append(asyncio.create_task(self._watch(worker)))
         self.workers.append(worker)
         self.failure = None

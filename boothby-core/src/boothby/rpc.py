@@ -1,8 +1,8 @@
 """Client side of the Avro RPC protocol spoken with worker processes over a unix socket.
 
 Wire format (the stateful framing used by the npm package avsc and by Netty): each message is
-``int32 BE call id | int32 BE frame count | frames``, each frame ``int32 BE length | bytes``; a
-message's payload is its frames joined. The first request on a connection starts with the Avro
+``int32 BE call id | int32 BE frame count | frames``, and each frame is ``int32 BE length | bytes``.
+A message's payload is its frames joined. The first request on a connection starts with the Avro
 ``HandshakeRequest`` and the first response with the ``HandshakeResponse``. A request is then
 ``metadata map<bytes> | message name string | parameters record``; a response is
 ``metadata map<bytes> | error flag boolean | response or error union``.

@@ -31,8 +31,8 @@ class GrapplerWorker(UvicornWorker):
 
     async def _serve(self) -> None:
         # Same start-up as UvicornWorker, plus one step: when uvicorn begins its graceful
-        # shutdown (SIGTERM), the grappler is told how long it has left, so the requests it
-        # still holds get a 503 before gunicorn's graceful_timeout kills the process.
+        # shutdown (SIGTERM), the grappler gets the time left, so that its waiting requests get
+        # a 503 before gunicorn's graceful_timeout kills the process.
         self.config.app = self.wsgi
         server = Server(config=self.config)
         shutdown = server.shutdown

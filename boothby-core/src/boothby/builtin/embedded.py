@@ -1,8 +1,8 @@
 """The embedded transport: grappler processes talk to one deflector over a local unix socket.
 
 No broker is needed. The deflector listens on the socket and keeps one in-memory queue per
-function; each grappler worker process connects, introduces itself with its reply address and
-receives its results on the same connection. Frames are ``uint32 BE length | uint8 kind | data``.
+function. Each grappler worker process connects, sends its reply address first, and receives its
+results on the same connection. Frames are ``uint32 BE length | uint8 kind | data``.
 """
 
 from __future__ import annotations
@@ -174,12 +174,12 @@ class EmbeddedTransport(Transport):
         self._ready[function].set()
 
     def _reject_full(self, function: str, payload: bytes) -> None:
-        logger.warning("embedded transport: the queue of %r is full (%d invocations); answering 503", function, self.max_queue)
+        logger.warning("embedded transport: the queue of %r is full (%d invocations); responding 503", function, self.max_queue)
         self._answer_unavailable(payload, "queue full",
                                  f"the queue of function {function!r} holds {self.max_queue} invocations; retry later")
 
     def _answer_unavailable(self, payload: bytes, error: str, message: str) -> None:
-        """Answer an invocation that will not run with a 503, so its caller does not wait for the deadline."""
+        """Send a 503 result for an invocation that will not run, so its caller does not wait for the deadline."""
         try:
             invocation = decode_invocation_head(payload)
         except CodecError as decode_error:
@@ -277,10 +277,10 @@ class EmbeddedTransport(Transport):
         if self._client is not None and self._client.transport is not None:
             self._client.transport.close()
         if self._server is not None:
-            # Nobody else can run what is still queued here: answer it instead of dropping it.
+            # No other deflector can run what is still queued here, so respond to it instead of dropping it.
             waiting = sum(len(queue) for queue in self._queues.values())
             if waiting:
-                logger.warning("embedded transport: the deflector stops with %d invocations queued; answering them 503", waiting)
+                logger.warning("embedded transport: the deflector stops with %d invocations queued; responding 503 to them", waiting)
             for queue in self._queues.values():
                 while queue:
                     self._answer_unavailable(queue.popleft(), "shutting down",
