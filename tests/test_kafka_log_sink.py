@@ -105,10 +105,17 @@ def test_kafka_outage_drops_logs_without_delaying_replies(cluster, log_topic):
 
             started = kafka_sh("start")
             assert started.returncode == 0, f"kafka.sh start failed:\n{started.stdout}\n{started.stderr}"
-            after = client.get("/", params={"logs": 1})
-            after_id = after.headers["x-request-id"]
-            found = read_log_records(log_topic, {after_id}, timeout=60)
-            assert after_id in {record["request_id"] for _, record in found}, "shipping resumes once Kafka is back"
+            # Right after the restart the buffer may still be full of outage records, so a record
+            # can still be dropped then: keep sending, bounded, until one request's record arrives.
+            sent: set[str] = set()
+            shipped: set[str] = set()
+            for _ in range(20):
+                after = client.get("/", params={"logs": 1})
+                sent.add(after.headers["x-request-id"])
+                shipped = {record["request_id"] for _, record in read_log_records(log_topic, sent, timeout=3)}
+                if sent & shipped:
+                    break
+            assert sent & shipped, "shipping resumes once Kafka is back"
     finally:
         ensure_broker_running()
 
