@@ -129,12 +129,16 @@ def decode_long(data: bytes | memoryview, position: int) -> tuple[int, int]:
     return (result >> 1) ^ -(result & 1), position
 
 
-def _decode_string(data: bytes | memoryview, position: int) -> tuple[str, int]:
+def decode_string(data: bytes | memoryview, position: int, errors: str = "strict") -> tuple[str, int]:
+    """Decode an Avro ``string`` at ``position``; return it and the next position.
+
+    Raises ``CodecError`` when the string runs past the end of ``data``.
+    """
     length, position = decode_long(data, position)
     end = position + length
     if length < 0 or end > len(data):
-        raise CodecError("corrupt Invocation message: a string runs past the end")
-    return bytes(data[position:end]).decode("utf-8"), end
+        raise CodecError("corrupt message: a string runs past the end")
+    return bytes(data[position:end]).decode("utf-8", errors), end
 
 
 class InvocationHead(NamedTuple):
@@ -154,11 +158,11 @@ def decode_invocation_head(message: bytes) -> InvocationHead:
     """
     invocation_schema().check_header(message)
     try:
-        request_id, position = _decode_string(message, HEADER_SIZE)
-        function, position = _decode_string(message, position)
+        request_id, position = decode_string(message, HEADER_SIZE)
+        function, position = decode_string(message, position)
         deadline_ms, position = decode_long(message, position)
         _, position = decode_long(message, position)
-        reply_to, _ = _decode_string(message, position)
+        reply_to, _ = decode_string(message, position)
     except (IndexError, UnicodeDecodeError) as error:
         raise CodecError(f"corrupt Invocation message: {error}") from error
     return InvocationHead(request_id, function, deadline_ms, reply_to)

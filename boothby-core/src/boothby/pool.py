@@ -100,7 +100,7 @@ class FunctionPool:
 
     Slots are counted in invocations: ``capacity`` is max_workers × concurrency. The deflector
     reserves a slot before it takes an invocation from the transport and frees it when the
-    result is published, so it never holds more invocations than the pool can grow to run.
+    result is published, so it never takes more invocations than the pool can grow to run.
     When an invocation finds no free worker the pool starts one, up to ``max_workers``; workers
     idle for ``idle_timeout`` are stopped down to ``workers``. A worker is recycled between
     invocations after ``max_invocations`` calls or ``max_age`` seconds, never during one.
@@ -126,7 +126,6 @@ class FunctionPool:
         self._number = 0
         self._changed = asyncio.Condition()
         self._restart_failures = 0
-        self._spawning = 0
         self._restarting = 0
         self._reserved_slots: set[int] = set()
         self._supervisor: asyncio.Task[None] | None = None
@@ -165,7 +164,7 @@ class FunctionPool:
         """Prepare the code and start the workers.
 
         Workers that fail to start are retried with back-off; when none starts, ``failure``
-        holds the error and invocations are answered 503 until a retry succeeds.
+        contains the error and invocations get a 503 until a retry succeeds.
         """
         self.runtime.check()
         self.work_dir.mkdir(parents=True, exist_ok=True)
@@ -248,7 +247,6 @@ class FunctionPool:
         env = self._environment(socket_path, write_fd)
         env.update(spec.env)
 
-        self._spawning += 1
         self._reserved_slots.add(slot)
         try:
             try:
@@ -277,7 +275,6 @@ class FunctionPool:
                 shutil.rmtree(socket_dir, ignore_errors=True)
                 raise
         finally:
-            self._spawning -= 1
             self._reserved_slots.discard(slot)
 
         worker.tasks.append(asyncio.create_task(self._watch(worker)))
@@ -367,19 +364,20 @@ class FunctionPool:
         self._ensure_minimum()
 
     def _live_count(self) -> int:
-        return sum(1 for worker in self.workers if not worker.retiring) + self._spawning
+        """Count the workers running and not retiring, plus the replacements being started."""
+        return sum(1 for worker in self.workers if not worker.retiring) + self._restarting
 
     def _ensure_minimum(self) -> None:
         """Start replacements until ``function.workers`` workers are running or starting."""
-        missing = self.function.workers - self._live_count() - self._restarting
+        missing = self.function.workers - self._live_count()
         for _ in range(max(missing, 0)):
             self._schedule_restart()
 
     def _grow(self) -> None:
         """Start one more worker when invocations wait and the pool is below ``max_workers``."""
-        if self.stopping or self.failure is not None or self._live_count() + self._restarting >= self.function.max_workers:
+        current = self._live_count()
+        if self.stopping or self.failure is not None or current >= self.function.max_workers:
             return
-        current = self._live_count() + self._restarting
         logger.info("function %s: invocations are waiting; growing from %d to %d workers (max %d)",
                     self.function.name, current, current + 1, self.function.max_workers)
         self._schedule_restart()

@@ -16,7 +16,7 @@ import json
 import struct
 from typing import Any
 
-from .codec import decode_long, worker_protocol, worker_result_schema
+from .codec import decode_long, decode_string, worker_protocol, worker_result_schema
 from .errors import WorkerError
 
 _HEADER = struct.Struct(">II")
@@ -46,12 +46,6 @@ def _skip_bytes(data: memoryview, position: int) -> int:
     return position + length
 
 
-def _read_string(data: memoryview, position: int) -> tuple[str, int]:
-    length, position = decode_long(data, position)
-    end = position + length
-    return bytes(data[position:end]).decode("utf-8", "replace"), end
-
-
 def _skip_map_of_bytes(data: memoryview, position: int) -> int:
     while True:
         count, position = decode_long(data, position)
@@ -72,7 +66,7 @@ def protocol_text_and_hash() -> tuple[str, bytes]:
 
 
 class RemoteError(WorkerError):
-    """The worker answered a call with an RPC-level error instead of a result."""
+    """The worker responded to a call with an RPC-level error instead of a result."""
 
 
 class WorkerConnection(asyncio.Protocol):
@@ -86,7 +80,6 @@ class WorkerConnection(asyncio.Protocol):
         self._pending: dict[int, asyncio.Future[memoryview]] = {}
         self._next_id = 0
         self._handshake_done = False
-        self._handshake_lock = asyncio.Lock()
         self._closed_reason: str | None = None
         protocol_text, protocol_hash = protocol_text_and_hash()
         self._handshake = (
@@ -188,20 +181,19 @@ class WorkerConnection(asyncio.Protocol):
         position = _skip_map_of_bytes(payload, position)
         if payload[position]:
             _, position = decode_long(payload, position + 1)
-            message, _ = _read_string(payload, position)
+            message, _ = decode_string(payload, position, errors="replace")
             raise RemoteError(f"the worker rejected the RPC handshake: {message}", self.function, self.pid)
         self._handshake_done = True
 
     async def invoke(self, invocation_record: bytes | memoryview) -> dict[str, Any]:
         """Call ``invoke`` with an Avro-encoded ``Invocation`` record; return the decoded ``WorkerResult``.
 
-        Raises ``WorkerError`` when the connection is lost before the answer arrives, and
-        ``RemoteError`` when the worker answers with an error instead of a result.
+        Raises ``WorkerError`` when the connection is lost before the response arrives, and
+        ``RemoteError`` when the worker responds with an error instead of a result.
         """
         if not self._handshake_done:
-            async with self._handshake_lock:
-                if not self._handshake_done:
-                    await self.handshake()
+            raise WorkerError("invoke() called before the handshake; connect with WorkerConnection.open()",
+                              self.function, self.pid)
         payload = await self._call([], invocation_record)
         return self._read_response(payload, 0)
 
@@ -231,6 +223,6 @@ class WorkerConnection(asyncio.Protocol):
         position += 1
         if is_error:
             _, position = decode_long(payload, position)
-            message, _ = _read_string(payload, position)
+            message, _ = decode_string(payload, position, errors="replace")
             raise RemoteError(f"worker returned an RPC error: {message}", self.function, self.pid)
         return self._result_schema.decode_bare(payload[position:])
