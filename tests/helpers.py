@@ -122,7 +122,7 @@ class BoothbyProcess:
 
 def wait_for_http(base_url: str, process: BoothbyProcess | None = None, timeout: float = 30.0,
                   function_path: str | None = None) -> None:
-    """Wait until the grappler answers its health check (and, if given, a request to ``function_path``)."""
+    """Wait until the grappler responds to its health check (and, if given, a request to ``function_path``)."""
     deadline = time.monotonic() + timeout
     last_error: Exception | None = None
     while time.monotonic() < deadline:

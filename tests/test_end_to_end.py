@@ -227,7 +227,7 @@ def test_killed_worker_fails_fast_and_is_replaced(cluster):
     deadline = time.monotonic() + 5
     busy = None
     while busy is None and time.monotonic() < deadline:
-        # The idle worker answers at once; the busy one is the pid that does not show up.
+        # The idle worker responds at once; the busy one is the pid that does not show up.
         seen = {int(httpx.get(f"{cluster.base_url}/pid", timeout=5).text) for _ in range(4)}
         if len(seen) == 1:
             busy = (pids - seen).pop()

@@ -12,7 +12,7 @@ from .helpers import ROOT, free_port, wait_for_http, write_config
 from .packaging import build_wheels, clean_venv
 
 
-def test_wheels_serve_a_function_with_a_third_party_plugin(tmp_path):
+def test_wheels_with_third_party_plugin(tmp_path):
     wheels = build_wheels(["boothby-core", "boothby-node-runtime", "tests/plugins/boothby-test-plugin"], tmp_path / "dist")
     bin_dir = clean_venv(tmp_path / "venv", wheels)
     boothby = str(bin_dir / "boothby")

@@ -92,7 +92,7 @@ class Config:
 
     @property
     def max_timeout(self) -> float:
-        """The longest function timeout, in seconds."""
+        """The maximum function timeout, in seconds."""
         return max((function.timeout for function in self.functions.values()), default=30.0)
 
 

@@ -80,7 +80,7 @@ class WorkerError(BoothbyError):
 
 
 class WorkerStartError(WorkerError):
-    """A worker failed while loading its function; ``error`` holds what the worker reported."""
+    """A worker failed while loading its function; ``error`` contains what the worker reported."""
 
     def __init__(self, message: str, function: str | None = None, pid: int | None = None, error: str = "") -> None:
         self.error = error

@@ -20,7 +20,7 @@ class WorkerSpec:
 class Runtime:
     """Base class of runtime plugins.
 
-    A runtime tells the pool how to start a worker process. The pool owns everything else:
+    A runtime describes how the pool starts a worker process. The pool owns everything else:
     the private socket directory, the environment (the ``BOOTHBY_*`` variables below, the
     function's declared ``environment`` and what ``WorkerSpec.env`` adds, nothing else), the
     readiness pipe, deadlines, crashes and replacement.

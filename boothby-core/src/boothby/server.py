@@ -74,8 +74,8 @@ class GrapplerApplication(BaseApplication):
             "accesslog": None,
             "errorlog": "-",
             "proc_name": "boothby-grappler",
-            # gunicorn 24+ opens a control socket at one fixed path per user; several grapplers
-            # on one machine would fight over it, and Boothby does not use it.
+            # gunicorn 24+ opens a control socket at one fixed path per user. Boothby does not use
+            # it, and several grapplers on one machine would compete for that path.
             "control_socket_disable": True,
         }
         for key, value in settings.items():

@@ -73,8 +73,8 @@ class Transport:
 
         Call ``on_reply(payload)`` for every result that arrives on the channel, from the event
         loop thread. Call ``on_disconnect(reason)`` when the channel is lost, so that calls
-        waiting for a reply fail at once instead of at their deadline; the transport reconnects
-        by itself and keeps the same address or stays reachable at it.
+        waiting for a reply fail at once instead of at their deadline. The transport then
+        reconnects by itself and keeps the same address, or stays reachable at it.
         """
         raise NotImplementedError
 

@@ -1,4 +1,4 @@
-// Sleeps ?ms= milliseconds, then answers with the request id and the worker pid.
+// Sleeps ?ms= milliseconds, then responds with the request id and the worker pid.
 exports.handler = async (event, context) => {
   const ms = Number((event.queryStringParameters || {}).ms || 100);
   await new Promise((resolve) => setTimeout(resolve, ms));

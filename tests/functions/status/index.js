@@ -1,4 +1,4 @@
-// Answers with the status code given in ?code=, two Set-Cookie lines and a repeated header.
+// Responds with the status code given in ?code=, two Set-Cookie lines and a repeated header.
 exports.handler = async (event) => {
   const code = Number((event.queryStringParameters || {}).code || 200);
   return {
